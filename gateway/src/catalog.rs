@@ -1,0 +1,278 @@
+//! The merged view of every live provider's items, under exposed names.
+//!
+//! A `Catalog` is immutable. The registry builds a new one whenever a provider
+//! appears, changes or disappears and publishes it with `arc-swap`, so a call
+//! looks names up in a snapshot without taking a lock (the crate is the
+//! well-kept standard for read-mostly hot-swapped state).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use mcp_gateway_proto::provider as pb;
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+
+use crate::{
+    config::Naming,
+    convert,
+    error::GatewayError,
+    naming::{UriMap, exposed_name, scheme_of},
+    schema::Schema,
+    upstream::Upstream,
+};
+
+/// One provider's items at one revision, with schemas compiled. Kept by the
+/// registry so an unchanged provider is not recompiled when another changes.
+#[derive(Debug, Default)]
+pub struct ProviderItems {
+    pub revision: String,
+    pub tools: Vec<CompiledTool>,
+    pub resources: Vec<pb::Resource>,
+    pub templates: Vec<pb::ResourceTemplate>,
+    pub prompts: Vec<pb::Prompt>,
+}
+
+#[derive(Debug)]
+pub struct CompiledTool {
+    pub def: pb::Tool,
+    pub input: Arc<Schema>,
+    pub output: Option<Arc<Schema>>,
+}
+
+impl ProviderItems {
+    /// Compiles a ListCapabilities answer. Items that are unusable (bad
+    /// schema, no URI scheme) are left out and reported, not fatal.
+    pub fn compile(resp: pb::ListCapabilitiesResponse) -> (Self, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut tools = Vec::with_capacity(resp.tools.len());
+        for def in resp.tools {
+            match compile_tool(&def) {
+                Ok((input, output)) => tools.push(CompiledTool {
+                    def,
+                    input: Arc::new(input),
+                    output: output.map(Arc::new),
+                }),
+                Err(e) => warnings.push(format!("tool '{}' left out: {e}", def.name)),
+            }
+        }
+        let mut keep_uri = |what: &str, uri: &str| {
+            let ok = scheme_of(uri).is_some();
+            if !ok {
+                warnings.push(format!("{what} '{uri}' left out: it has no URI scheme"));
+            }
+            ok
+        };
+        let resources = resp
+            .resources
+            .into_iter()
+            .filter(|r| keep_uri("resource", &r.uri))
+            .collect();
+        let templates = resp
+            .resource_templates
+            .into_iter()
+            .filter(|t| keep_uri("resource template", &t.uri_template))
+            .collect();
+        (
+            Self {
+                revision: resp.revision,
+                tools,
+                resources,
+                templates,
+                prompts: resp.prompts,
+            },
+            warnings,
+        )
+    }
+
+    fn schemes(&self) -> HashSet<String> {
+        let uris = self.resources.iter().map(|r| r.uri.as_str());
+        let templates = self.templates.iter().map(|t| t.uri_template.as_str());
+        uris.chain(templates).filter_map(scheme_of).collect()
+    }
+}
+
+fn compile_tool(def: &pb::Tool) -> Result<(Schema, Option<Schema>), String> {
+    let (_, input, output) = convert::tool(&def.name, def)?;
+    let input = Schema::compile(&input).map_err(|e| format!("input_schema: {e}"))?;
+    let output = output
+        .map(|o| Schema::compile(&o).map_err(|e| format!("output_schema: {e}")))
+        .transpose()?;
+    Ok((input, output))
+}
+
+pub struct ToolEntry {
+    pub upstream: Arc<Upstream>,
+    /// The provider's own name, sent in `Invoke`.
+    pub name: String,
+    pub tool: Tool,
+    pub input: Arc<Schema>,
+    pub output: Option<Arc<Schema>>,
+    pub uris: Arc<UriMap>,
+}
+
+pub struct PromptEntry {
+    pub upstream: Arc<Upstream>,
+    pub name: String,
+    pub uris: Arc<UriMap>,
+}
+
+pub struct Route {
+    pub upstream: Arc<Upstream>,
+    pub uris: Arc<UriMap>,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    tools: HashMap<Arc<str>, Arc<ToolEntry>>,
+    /// Provider-own name → exposed names, for unprefixed lookups.
+    tool_short: HashMap<String, Vec<Arc<str>>>,
+    prompts: HashMap<Arc<str>, Arc<PromptEntry>>,
+    prompt_short: HashMap<String, Vec<Arc<str>>>,
+    schemes: HashMap<String, Arc<Route>>,
+    pub tools_list: Arc<Vec<Tool>>,
+    pub prompts_list: Arc<Vec<Prompt>>,
+    pub resources_list: Arc<Vec<Resource>>,
+    pub templates_list: Arc<Vec<ResourceTemplate>>,
+}
+
+impl Catalog {
+    /// Merges providers in config order; on a name clash the earlier provider
+    /// keeps the name and the clash is logged.
+    pub fn build(providers: &[(Arc<Upstream>, Arc<ProviderItems>)], global: &Naming) -> Self {
+        let mut cat = Catalog::default();
+        let (mut tools_list, mut prompts_list) = (Vec::new(), Vec::new());
+        let (mut resources_list, mut templates_list) = (Vec::new(), Vec::new());
+
+        // A scheme used by two or more providers is disambiguated for all of them.
+        let mut owners: HashMap<String, usize> = HashMap::new();
+        for (_, items) in providers {
+            for s in items.schemes() {
+                *owners.entry(s).or_default() += 1;
+            }
+        }
+
+        for (up, items) in providers {
+            let provider = up.name();
+            let naming = up.config.naming(global);
+            let shared = items
+                .schemes()
+                .into_iter()
+                .filter(|s| owners[s] > 1)
+                .collect();
+            let uris = Arc::new(UriMap::new(provider, shared));
+
+            for t in &items.tools {
+                let exposed: Arc<str> = exposed_name(provider, &naming, &t.def.name).into();
+                if cat.tools.contains_key(&exposed) {
+                    tracing::warn!(provider, tool = %exposed, "tool name already taken by an earlier provider; left out");
+                    continue;
+                }
+                let Ok((tool, _, _)) = convert::tool(&exposed, &t.def) else {
+                    continue; // cannot happen: compile() converted it already
+                };
+                tools_list.push(tool.clone());
+                cat.tool_short
+                    .entry(t.def.name.clone())
+                    .or_default()
+                    .push(exposed.clone());
+                cat.tools.insert(
+                    exposed,
+                    Arc::new(ToolEntry {
+                        upstream: up.clone(),
+                        name: t.def.name.clone(),
+                        tool,
+                        input: t.input.clone(),
+                        output: t.output.clone(),
+                        uris: uris.clone(),
+                    }),
+                );
+            }
+            for p in &items.prompts {
+                let exposed: Arc<str> = exposed_name(provider, &naming, &p.name).into();
+                if cat.prompts.contains_key(&exposed) {
+                    tracing::warn!(provider, prompt = %exposed, "prompt name already taken by an earlier provider; left out");
+                    continue;
+                }
+                prompts_list.push(convert::prompt(&exposed, p));
+                cat.prompt_short
+                    .entry(p.name.clone())
+                    .or_default()
+                    .push(exposed.clone());
+                cat.prompts.insert(
+                    exposed,
+                    Arc::new(PromptEntry {
+                        upstream: up.clone(),
+                        name: p.name.clone(),
+                        uris: uris.clone(),
+                    }),
+                );
+            }
+            let route = Arc::new(Route {
+                upstream: up.clone(),
+                uris: uris.clone(),
+            });
+            for s in items.schemes() {
+                cat.schemes.insert(uris.exposed_scheme(&s), route.clone());
+            }
+            resources_list.extend(items.resources.iter().map(|r| convert::resource(r, &uris)));
+            templates_list.extend(
+                items
+                    .templates
+                    .iter()
+                    .map(|t| convert::resource_template(t, &uris)),
+            );
+        }
+        cat.tools_list = Arc::new(tools_list);
+        cat.prompts_list = Arc::new(prompts_list);
+        cat.resources_list = Arc::new(resources_list);
+        cat.templates_list = Arc::new(templates_list);
+        cat
+    }
+
+    /// Exact exposed name first; else a provider-own name that is unique.
+    pub fn tool(&self, name: &str) -> Result<&Arc<ToolEntry>, GatewayError> {
+        if let Some(t) = self.tools.get(name) {
+            return Ok(t);
+        }
+        match self.tool_short.get(name).map(Vec::as_slice) {
+            Some([only]) => Ok(&self.tools[only]),
+            Some(many) => Err(GatewayError::AmbiguousTool {
+                name: name.to_string(),
+                candidates: many.iter().map(|s| s.to_string()).collect(),
+            }),
+            None => Err(GatewayError::UnknownTool(name.to_string())),
+        }
+    }
+
+    pub fn prompt(&self, name: &str) -> Result<&Arc<PromptEntry>, GatewayError> {
+        if let Some(p) = self.prompts.get(name) {
+            return Ok(p);
+        }
+        match self.prompt_short.get(name).map(Vec::as_slice) {
+            Some([only]) => Ok(&self.prompts[only]),
+            Some(many) => Err(GatewayError::AmbiguousPrompt {
+                name: name.to_string(),
+                candidates: many.iter().map(|s| s.to_string()).collect(),
+            }),
+            None => Err(GatewayError::UnknownPrompt(name.to_string())),
+        }
+    }
+
+    /// The provider that owns a client-side URI, by its scheme.
+    pub fn route(&self, uri: &str) -> Result<&Arc<Route>, GatewayError> {
+        scheme_of(uri)
+            .and_then(|s| self.schemes.get(&s))
+            .ok_or_else(|| GatewayError::UnknownResource(uri.to_string()))
+    }
+
+    /// Which lists differ from `old`, for list_changed notifications.
+    pub fn changes_since(&self, old: &Catalog) -> crate::upstream::ListChanges {
+        crate::upstream::ListChanges {
+            tools: self.tools_list != old.tools_list,
+            prompts: self.prompts_list != old.prompts_list,
+            resources: self.resources_list != old.resources_list
+                || self.templates_list != old.templates_list,
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! `providers.yaml`: the gateway's one config file.
+//!
+//! Parsing is strict (`deny_unknown_fields`), so a typo is an error rather than
+//! a silently ignored key, and every error names the field it is about.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+/// Where the config is loaded from when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "providers.yaml";
+
+/// Used when no config file exists at all, so `mcp-gateway` runs out of the box.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../providers.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+}
+
+/// One thing wrong with the config: the field's path and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the Streamable HTTP front door.
+    pub listen: SocketAddr,
+    /// Binding anything but loopback with no client authentication is refused
+    /// unless this is set.
+    pub allow_unauthenticated_public_bind: bool,
+    /// Extra `Host` values accepted on `/mcp` (DNS-rebinding protection);
+    /// loopback names and the listen address are always accepted.
+    pub allowed_hosts: Vec<String>,
+    pub naming: Naming,
+    pub limits: Limits,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub discovery: Discovery,
+    pub providers: Vec<ProviderConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allow_unauthenticated_public_bind: false,
+            allowed_hosts: Vec::new(),
+            naming: Naming::default(),
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(10),
+            discovery: Discovery::default(),
+            providers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Naming {
+    /// Between the provider name and the item name: `hello-rs.echo.v1`.
+    pub separator: String,
+    /// Whether tool and prompt names carry the provider prefix.
+    pub prefix: bool,
+}
+
+impl Default for Naming {
+    fn default() -> Self {
+        Self {
+            separator: ".".into(),
+            prefix: true,
+        }
+    }
+}
+
+/// Per-provider override of [`Naming`]; unset fields inherit the global value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamingOverride {
+    pub separator: Option<String>,
+    pub prefix: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body and largest accepted provider response.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Discovery {
+    /// How often an unavailable provider is tried again.
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+    /// How often a live provider is asked whether its capabilities changed.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Self {
+            retry_interval: Duration::from_secs(2),
+            refresh_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Lowercase letters, digits and `-`, starting with a letter. It prefixes
+    /// the provider's items and may prefix its URI schemes, so it must be a
+    /// valid URI scheme fragment.
+    pub name: String,
+    /// `http://host:port` is plaintext gRPC; the scheme says so explicitly.
+    pub endpoint: String,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub naming: NamingOverride,
+}
+
+fn default_pool_size() -> usize {
+    15
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    #[serde(with = "humantime_serde")]
+    pub discovery: Duration,
+    #[serde(with = "humantime_serde")]
+    pub invoke: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            discovery: Duration::from_millis(2500),
+            invoke: Duration::from_secs(30),
+            connect: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// The naming in force for this provider: its override over the global one.
+    pub fn naming(&self, global: &Naming) -> Naming {
+        Naming {
+            separator: self
+                .naming
+                .separator
+                .clone()
+                .unwrap_or_else(|| global.separator.clone()),
+            prefix: self.naming.prefix.unwrap_or(global.prefix),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`. A missing file at the default path falls back to the
+    /// embedded default; a missing file anywhere else is an error.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && path == Path::new(DEFAULT_CONFIG_PATH) =>
+            {
+                Self::parse(EMBEDDED_DEFAULT)
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and validates YAML text, reporting every problem found.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = match e.path().to_string() {
+                p if p == "." => "(top level)".to_string(),
+                p => p,
+            };
+            ConfigError::Invalid(vec![Problem {
+                field,
+                message: clean_serde_message(&e.inner().to_string()),
+            }])
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Semantic checks serde cannot express.
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: String, message: String| out.push(Problem { field, message });
+
+        if !self.listen.ip().is_loopback() && !self.allow_unauthenticated_public_bind {
+            bad(
+                "listen".into(),
+                format!(
+                    "{} is not a loopback address and clients are not authenticated; \
+                     bind 127.0.0.1 or set allow_unauthenticated_public_bind: true",
+                    self.listen
+                ),
+            );
+        }
+        check_naming(&self.naming.separator, "naming.separator", &mut bad);
+        if self.limits.max_payload_bytes < 1024 {
+            bad(
+                "limits.max_payload_bytes".into(),
+                "must be at least 1024".into(),
+            );
+        }
+        if self.discovery.retry_interval.is_zero() {
+            bad(
+                "discovery.retry_interval".into(),
+                "must be greater than 0".into(),
+            );
+        }
+        if self.discovery.refresh_interval.is_zero() {
+            bad(
+                "discovery.refresh_interval".into(),
+                "must be greater than 0".into(),
+            );
+        }
+
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = |f: &str| format!("providers[{i}].{f}");
+            if !valid_provider_name(&p.name) {
+                bad(
+                    at("name"),
+                    format!(
+                        "{:?} must be 1-63 lowercase letters, digits or '-', starting with a letter",
+                        p.name
+                    ),
+                );
+            } else if !seen.insert(p.name.as_str()) {
+                bad(at("name"), format!("duplicate provider name {:?}", p.name));
+            }
+            if let Err(msg) = check_endpoint(&p.endpoint) {
+                bad(at("endpoint"), msg);
+            }
+            if !(1..=256).contains(&p.pool_size) {
+                bad(
+                    at("pool_size"),
+                    format!("{} is out of range 1..=256", p.pool_size),
+                );
+            }
+            for (f, d) in [
+                ("timeouts.discovery", p.timeouts.discovery),
+                ("timeouts.invoke", p.timeouts.invoke),
+                ("timeouts.connect", p.timeouts.connect),
+            ] {
+                if d.is_zero() {
+                    bad(at(f), "must be greater than 0".into());
+                }
+            }
+            if let Some(sep) = &p.naming.separator {
+                check_naming(sep, &at("naming.separator"), &mut bad);
+            }
+        }
+        out
+    }
+}
+
+fn check_naming(sep: &str, field: &str, bad: &mut impl FnMut(String, String)) {
+    if sep.is_empty() || sep.len() > 8 || sep.chars().any(|c| c.is_whitespace() || c == '/') {
+        bad(
+            field.into(),
+            format!("{sep:?} must be 1-8 characters with no whitespace or '/'"),
+        );
+    }
+}
+
+pub fn valid_provider_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| format!("{endpoint:?} is not a URI: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{endpoint:?}: TLS to providers is not supported yet; use http:// (plaintext)"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "{endpoint:?} must start with http:// (plaintext gRPC)"
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) || uri.port_u16().is_none() {
+        return Err(format!("{endpoint:?} must name a host and a port"));
+    }
+    if uri.path() != "/" && !uri.path().is_empty() {
+        return Err(format!("{endpoint:?} must not have a path"));
+    }
+    Ok(())
+}
+
+/// serde_yaml appends "at line L column C" which duplicates what the path
+/// already says less precisely; keep the location, drop nothing else.
+fn clean_serde_message(msg: &str) -> String {
+    msg.trim().to_string()
+}

@@ -1,0 +1,222 @@
+//! Streamable HTTP front door: `/mcp` (rmcp's service over our handler),
+//! `/health` (liveness) and `/ready` (readiness with provider states).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use mcp_gateway_proto::CORRELATION_ID_HEADER;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Gateway,
+    drain::{Drain, Guard},
+    mcp::GatewayHandler,
+};
+
+#[derive(Clone)]
+struct AppState {
+    gateway: Gateway,
+    /// MCP POST/DELETE exchanges whose response body is still being sent.
+    exchanges: Arc<Drain>,
+}
+
+/// `Host` values accepted on `/mcp`: loopback names, the listen address and
+/// whatever the config adds. `*` turns the check off.
+fn allowed_hosts(gateway: &Gateway, local: SocketAddr) -> Option<Vec<String>> {
+    let cfg = gateway.config();
+    if cfg.allowed_hosts.iter().any(|h| h == "*") {
+        return None;
+    }
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    hosts.push(local.ip().to_string());
+    hosts.extend(cfg.allowed_hosts.iter().cloned());
+    Some(hosts)
+}
+
+/// The HTTP app. `exchanges` counts MCP exchanges for draining.
+pub fn router(
+    gateway: &Gateway,
+    local: SocketAddr,
+    sessions_ct: CancellationToken,
+    exchanges: Arc<Drain>,
+) -> Router {
+    let handler = GatewayHandler::new(gateway.dispatcher().clone(), gateway.sessions().clone());
+    let mut config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(sessions_ct)
+        .with_max_request_body_bytes(gateway.config().limits.max_payload_bytes)
+        .with_json_response(true);
+    config = match allowed_hosts(gateway, local) {
+        Some(hosts) => config.with_allowed_hosts(hosts),
+        None => config.disable_allowed_hosts(),
+    };
+    let mcp = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let state = AppState {
+        gateway: gateway.clone(),
+        exchanges,
+    };
+    let mcp = Router::new()
+        .route_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            track_exchange,
+        ));
+    Router::new()
+        .merge(mcp)
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .layer(middleware::from_fn(correlation_id))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, drains in-flight
+/// calls for up to `shutdown_grace`, and closes the remaining sessions.
+pub async fn serve(
+    gateway: &Gateway,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let sessions_ct = CancellationToken::new();
+    let exchanges = Arc::new(Drain::default());
+    let app = router(gateway, local, sessions_ct.clone(), exchanges.clone());
+    tracing::info!(address = %local, "serving MCP over Streamable HTTP at http://{local}/mcp");
+
+    let stop_accepting = CancellationToken::new();
+    let grace = gateway.config().shutdown_grace;
+    let dispatcher = gateway.dispatcher().clone();
+    let stopper = stop_accepting.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; draining in-flight calls");
+        exchanges.start();
+        stopper.cancel();
+        let drained = tokio::time::timeout(grace, async {
+            dispatcher.drain(grace).await;
+            // Until every response has been written, not just produced.
+            exchanges.idle().await;
+        });
+        if drained.await.is_err() {
+            tracing::warn!(
+                in_flight = dispatcher.in_flight(),
+                "grace period over; abandoning calls"
+            );
+        }
+        // Ends SSE streams and sessions so open connections can close.
+        sessions_ct.cancel();
+    });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    // Connections that still linger after the grace period are cut.
+    let hard_stop = async move {
+        stop_accepting.cancelled().await;
+        tokio::time::sleep(grace + Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        r = server => r,
+        _ = hard_stop => Ok(()),
+    }
+}
+
+/// Counts an MCP exchange until its response body is fully sent (or the
+/// client goes away). GETs are standalone SSE streams with no end: they are
+/// closed at shutdown rather than waited for.
+async fn track_exchange(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let guard = s.exchanges.track();
+    let (parts, body) = next.run(req).await.into_parts();
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(GuardedBody {
+            body,
+            _guard: guard,
+        }),
+    )
+}
+
+struct GuardedBody {
+    body: axum::body::Body,
+    _guard: Guard,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+async fn correlation_id(mut req: Request, next: Next) -> Response {
+    let valid = req
+        .headers()
+        .get(CORRELATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+        });
+    if !valid {
+        let id = crate::new_correlation_id();
+        req.headers_mut().insert(
+            CORRELATION_ID_HEADER,
+            HeaderValue::from_str(&id).expect("uuid is a valid header"),
+        );
+    }
+    let id = req.headers().get(CORRELATION_ID_HEADER).cloned();
+    let mut resp = next.run(req).await;
+    if let Some(id) = id {
+        resp.headers_mut().insert(CORRELATION_ID_HEADER, id);
+    }
+    resp
+}
+
+async fn health() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    let draining = s.exchanges.is_draining();
+    let body = json!({
+        "status": if draining { "draining" } else { "ready" },
+        "providers": s.gateway.registry().statuses(),
+        "sessions": s.gateway.sessions().count(),
+        "in_flight": s.gateway.dispatcher().in_flight(),
+    });
+    let code = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body))
+}

@@ -1,0 +1,116 @@
+//! The `mcp-gateway` binary: CLI parsing, logging and signals. Everything
+//! else lives in the library.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mcp_gateway::{Gateway, config::Config, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-gateway",
+    version,
+    about = "One MCP endpoint in front of many gRPC tool providers"
+)]
+struct Cli {
+    /// The providers.yaml to load. If the default path does not exist, an
+    /// embedded default config is used.
+    #[arg(short, long, env = "MCP_GATEWAY_CONFIG", default_value = mcp_gateway::config::DEFAULT_CONFIG_PATH, global = true)]
+    config: PathBuf,
+    /// Serve MCP over stdin/stdout instead of HTTP.
+    #[arg(long)]
+    stdio: bool,
+    /// Override the config's `listen` address.
+    #[arg(long, env = "MCP_GATEWAY_LISTEN")]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config and exit: 0 when valid, 1 with every problem listed otherwise.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mcp-gateway: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Check) = cli.command {
+        let names: Vec<_> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        println!(
+            "{}: OK ({} provider{}: {})",
+            cli.config.display(),
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init_logging();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(run(cli.stdio, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "mcp-gateway failed");
+            eprintln!("mcp-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(&cli.config)?;
+    if let Some(listen) = cli.listen {
+        // Re-validate: the override may be a public address.
+        config.listen = listen;
+        if !listen.ip().is_loopback() && !config.allow_unauthenticated_public_bind {
+            anyhow::bail!(
+                "invalid config: listen: {listen} is not a loopback address and clients are not \
+                 authenticated; bind 127.0.0.1 or set allow_unauthenticated_public_bind: true"
+            );
+        }
+    }
+    Ok(config)
+}
+
+async fn run(stdio: bool, config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let gateway = Gateway::start(config).await?;
+    if stdio {
+        gateway.serve_stdio(shutdown_signal()).await?;
+    } else {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        gateway.serve_http(listener, shutdown_signal()).await?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,160 @@
+//! Southbound: talking to one provider over a pool of gRPC channels.
+
+mod registry;
+
+pub use registry::{ListChanges, ProviderState, ProviderStatus, Registry};
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use mcp_gateway_proto::{
+    CORRELATION_ID_HEADER, SERVICE_NAME,
+    provider::{self as pb, provider_client::ProviderClient},
+};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::config::ProviderConfig;
+
+/// One provider's connection: `pool_size` HTTP/2 channels used round-robin.
+/// Channels connect lazily and reconnect on their own, so a provider that is
+/// down costs nothing until it is called, and no call opens a connection.
+pub struct Upstream {
+    pub config: ProviderConfig,
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+    max_payload: usize,
+}
+
+impl Upstream {
+    pub fn new(
+        config: ProviderConfig,
+        max_payload: usize,
+    ) -> Result<Arc<Self>, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(config.endpoint.clone())?
+            .connect_timeout(config.timeouts.connect)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let channels = (0..config.pool_size)
+            .map(|_| endpoint.connect_lazy())
+            .collect();
+        Ok(Arc::new(Self {
+            config,
+            channels,
+            next: AtomicUsize::new(0),
+            max_payload,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn channel(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
+
+    fn client(&self) -> ProviderClient<Channel> {
+        ProviderClient::new(self.channel())
+            .max_decoding_message_size(self.max_payload)
+            .max_encoding_message_size(self.max_payload)
+    }
+
+    /// Builds a request carrying the deadline (sent as `grpc-timeout`, and
+    /// enforced locally too) and the correlation ID.
+    fn request<T>(msg: T, timeout: Duration, correlation_id: &str) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.set_timeout(timeout);
+        if let Ok(v) = MetadataValue::try_from(correlation_id) {
+            req.metadata_mut().insert(CORRELATION_ID_HEADER, v);
+        }
+        req
+    }
+
+    /// Health check plus capabilities, bounded by the discovery timeout.
+    pub async fn discover(
+        &self,
+        known_revision: &str,
+        correlation_id: &str,
+    ) -> Result<pb::ListCapabilitiesResponse, Status> {
+        let timeout = self.config.timeouts.discovery;
+        let work = async {
+            let mut health = HealthClient::new(self.channel());
+            let status = health
+                .check(Self::request(
+                    HealthCheckRequest {
+                        service: SERVICE_NAME.to_string(),
+                    },
+                    timeout,
+                    correlation_id,
+                ))
+                .await?
+                .into_inner()
+                .status();
+            if status != ServingStatus::Serving {
+                return Err(Status::unavailable(format!(
+                    "health check reports {}",
+                    status.as_str_name()
+                )));
+            }
+            let req = pb::ListCapabilitiesRequest {
+                caller: Some(pb::Caller {
+                    principal: "mcp-gateway".into(),
+                    ..Default::default()
+                }),
+                known_revision: known_revision.to_string(),
+            };
+            self.client()
+                .list_capabilities(Self::request(req, timeout, correlation_id))
+                .await
+                .map(|r| r.into_inner())
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("discovery timed out")))
+    }
+
+    pub async fn invoke(
+        &self,
+        req: pb::InvokeRequest,
+        correlation_id: &str,
+    ) -> Result<tonic::Streaming<pb::InvokeResponse>, Status> {
+        let req = Self::request(req, self.config.timeouts.invoke, correlation_id);
+        self.client().invoke(req).await.map(|r| r.into_inner())
+    }
+
+    pub async fn read_resource(
+        &self,
+        req: pb::ReadResourceRequest,
+        correlation_id: &str,
+    ) -> Result<pb::ReadResourceResponse, Status> {
+        let req = Self::request(req, self.config.timeouts.invoke, correlation_id);
+        self.client()
+            .read_resource(req)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn get_prompt(
+        &self,
+        req: pb::GetPromptRequest,
+        correlation_id: &str,
+    ) -> Result<pb::GetPromptResponse, Status> {
+        let req = Self::request(req, self.config.timeouts.invoke, correlation_id);
+        self.client().get_prompt(req).await.map(|r| r.into_inner())
+    }
+}

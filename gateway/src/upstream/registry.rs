@@ -1,0 +1,248 @@
+//! Every configured provider, its state, and the published catalog.
+//!
+//! Each provider gets a supervisor task: it discovers the provider, re-checks
+//! it every `refresh_interval` while it is up (cheaply: `known_revision` lets
+//! the provider answer "unchanged"), and retries every `retry_interval` while
+//! it is down. Any change rebuilds the catalog and is broadcast as
+//! [`ListChanges`] for the MCP layer to turn into list_changed notifications.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use serde::Serialize;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use super::Upstream;
+use crate::{
+    catalog::{Catalog, ProviderItems},
+    config::{Config, Discovery, Naming},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderState {
+    /// Not reached yet since the gateway started.
+    Connecting,
+    Ready,
+    Down,
+}
+
+/// What `/ready` shows for one provider. Never contains secrets.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderStatus {
+    pub name: String,
+    pub endpoint: String,
+    pub state: ProviderState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub tools: usize,
+    pub resources: usize,
+    pub prompts: usize,
+}
+
+/// Which MCP lists changed in one catalog rebuild.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListChanges {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl ListChanges {
+    pub fn any(&self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
+struct Slot {
+    upstream: Arc<Upstream>,
+    items: ArcSwapOption<ProviderItems>,
+    state: Mutex<(ProviderState, Option<SystemTime>, Option<String>)>,
+    poke: Notify,
+}
+
+pub struct Registry {
+    naming: Naming,
+    discovery: Discovery,
+    slots: Vec<Slot>,
+    catalog: ArcSwap<Catalog>,
+    changes: broadcast::Sender<ListChanges>,
+    rebuild: Mutex<()>,
+    stop: CancellationToken,
+}
+
+impl Registry {
+    pub fn new(config: &Config) -> Result<Arc<Self>, tonic::transport::Error> {
+        let slots = config
+            .providers
+            .iter()
+            .map(|p| {
+                Ok(Slot {
+                    upstream: Upstream::new(p.clone(), config.limits.max_payload_bytes)?,
+                    items: ArcSwapOption::empty(),
+                    state: Mutex::new((ProviderState::Connecting, None, None)),
+                    poke: Notify::new(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(Self {
+            naming: config.naming.clone(),
+            discovery: config.discovery.clone(),
+            slots,
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            changes: broadcast::channel(64).0,
+            rebuild: Mutex::new(()),
+            stop: CancellationToken::new(),
+        }))
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> arc_swap::Guard<Arc<Catalog>> {
+        self.catalog.load()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ListChanges> {
+        self.changes.subscribe()
+    }
+
+    /// Discovers every provider concurrently (each bounded by its discovery
+    /// timeout), then leaves supervisors running in the background.
+    pub async fn start(self: &Arc<Self>) {
+        futures::future::join_all((0..self.slots.len()).map(|i| self.attempt(i))).await;
+        for i in 0..self.slots.len() {
+            let this = self.clone();
+            tokio::spawn(async move { this.supervise(i).await });
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Asks for an immediate re-check of `provider`, e.g. after a call found
+    /// it unavailable, so its items leave the catalog without waiting.
+    pub fn poke(&self, provider: &str) {
+        if let Some(s) = self.slots.iter().find(|s| s.upstream.name() == provider) {
+            s.poke.notify_one();
+        }
+    }
+
+    pub fn statuses(&self) -> Vec<ProviderStatus> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let (state, seen, err) = s.state.lock().expect("state lock").clone();
+                let items = s.items.load();
+                let count = |f: fn(&ProviderItems) -> usize| items.as_deref().map_or(0, f);
+                ProviderStatus {
+                    name: s.upstream.name().to_string(),
+                    endpoint: s.upstream.config.endpoint.clone(),
+                    state,
+                    last_seen: seen.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                    last_error: err,
+                    tools: count(|i| i.tools.len()),
+                    resources: count(|i| i.resources.len() + i.templates.len()),
+                    prompts: count(|i| i.prompts.len()),
+                }
+            })
+            .collect()
+    }
+
+    async fn supervise(&self, i: usize) {
+        let slot = &self.slots[i];
+        loop {
+            let wait = if slot.items.load().is_some() {
+                self.discovery.refresh_interval
+            } else {
+                self.discovery.retry_interval
+            };
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+                _ = slot.poke.notified() => {}
+            }
+            self.attempt(i).await;
+        }
+    }
+
+    async fn attempt(&self, i: usize) {
+        let slot = &self.slots[i];
+        let name = slot.upstream.name();
+        let known = slot
+            .items
+            .load()
+            .as_ref()
+            .map(|it| it.revision.clone())
+            .unwrap_or_default();
+        let cid = format!("discovery-{}", uuid::Uuid::new_v4());
+        match slot.upstream.discover(&known, &cid).await {
+            Ok(resp) => {
+                let was = self.set_state(slot, ProviderState::Ready, None);
+                if resp.unchanged && slot.items.load().is_some() {
+                    return;
+                }
+                let (items, warnings) = ProviderItems::compile(resp);
+                for w in warnings {
+                    tracing::warn!(provider = name, "{w}");
+                }
+                tracing::info!(
+                    provider = name,
+                    revision = %items.revision,
+                    tools = items.tools.len(),
+                    resources = items.resources.len() + items.templates.len(),
+                    prompts = items.prompts.len(),
+                    "provider {}",
+                    if was == ProviderState::Ready { "changed" } else { "ready" }
+                );
+                slot.items.store(Some(Arc::new(items)));
+                self.rebuild();
+            }
+            Err(status) => {
+                let err = format!("{:?}: {}", status.code(), status.message());
+                let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
+                let had_items = slot.items.swap(None).is_some();
+                if was != ProviderState::Down {
+                    tracing::warn!(provider = name, endpoint = %slot.upstream.config.endpoint, error = %err,
+                        "provider unavailable; its items are left out and it will be retried");
+                }
+                if had_items {
+                    self.rebuild();
+                }
+            }
+        }
+    }
+
+    /// Sets the state and returns the previous one.
+    fn set_state(&self, slot: &Slot, state: ProviderState, err: Option<String>) -> ProviderState {
+        let mut s = slot.state.lock().expect("state lock");
+        let was = s.0;
+        s.0 = state;
+        if state == ProviderState::Ready {
+            s.1 = Some(SystemTime::now());
+        }
+        s.2 = err;
+        was
+    }
+
+    fn rebuild(&self) {
+        let _serial = self.rebuild.lock().expect("rebuild lock");
+        let live: Vec<_> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.items.load_full().map(|it| (s.upstream.clone(), it)))
+            .collect();
+        let new = Arc::new(Catalog::build(&live, &self.naming));
+        let old = self.catalog.swap(new.clone());
+        let changes = new.changes_since(&old);
+        if changes.any() {
+            // No receivers is fine: nobody is listening yet.
+            let _ = self.changes.send(changes);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real gateway (library on a real listener, or the
+//! binary over stdio) in front of real providers on real TCP ports, driven by
+//! real rmcp clients in both protocol revisions.
+
+mod cli;
+mod common;
+mod failures;
+mod surface;

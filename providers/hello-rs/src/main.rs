@@ -1,0 +1,107 @@
+//! hello-rs: the reference provider, built with mcp-provider-sdk.
+//!
+//! Offers `echo.v1`, `sum.v1`, the `hello://greeting` resource and the
+//! `hello-plan` prompt. Tool schemas live in `schemas/` (shared with
+//! providers in other languages) and are embedded at compile time, so the
+//! binary is self-contained.
+
+mod sum;
+
+use clap::Parser;
+use mcp_provider_sdk::prelude::*;
+use serde_json::{Number, Value};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(version, about = "The reference MCP gateway provider")]
+struct Cli {
+    /// Address to serve the Provider gRPC service on.
+    #[arg(long, env = "HELLO_RS_LISTEN", default_value = "127.0.0.1:50052")]
+    listen: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct EchoArgs {
+    message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct SumArgs {
+    numbers: Vec<Number>,
+}
+
+fn echo() -> Tool {
+    Tool::new("echo.v1", |args: EchoArgs, _ctx| async move {
+        Ok(ToolOutput::text(&args.message).with_structured(json!({ "message": args.message })))
+    })
+    .title("Echo")
+    .description("Returns the message unchanged.")
+    .input_schema(schema(include_str!("../../../schemas/echo.input.json")))
+    .output_schema(schema(include_str!("../../../schemas/echo.output.json")))
+    .read_only(true)
+    .idempotent(true)
+}
+
+fn sum() -> Tool {
+    Tool::new("sum.v1", |args: SumArgs, _ctx| async move {
+        let total = sum::sum(&args.numbers).ok_or("the sum is too large to represent")?;
+        Ok(ToolOutput::text(total.to_string()).with_structured(json!({ "sum": total })))
+    })
+    .title("Sum")
+    .description("Adds up a list of numbers. Integers in, integer out.")
+    .input_schema(schema(include_str!("../../../schemas/sum.input.json")))
+    .output_schema(schema(include_str!("../../../schemas/sum.output.json")))
+    .read_only(true)
+    .idempotent(true)
+}
+
+fn greeting() -> Resource {
+    Resource::new("hello://greeting", "greeting", |_uri, _ctx| async {
+        Ok(ResourceBody::text("Hello, MCP"))
+    })
+    .title("Greeting")
+    .description("A friendly greeting.")
+    .mime_type("text/plain")
+}
+
+fn hello_plan() -> Prompt {
+    Prompt::new("hello-plan", |args, _ctx| async move {
+        let name = &args["name"]; // required, so the SDK guarantees it is there
+        Ok(PromptReply::user(format!(
+            "Hello, {name}! Here is your plan for today: \
+             1. say hello to the MCP gateway, 2. call echo.v1, 3. add numbers with sum.v1."
+        )))
+    })
+    .title("Plan my day")
+    .description("Greets someone by name and suggests a plan.")
+    .argument("name", "Who the plan is for", true)
+}
+
+/// The embedded schemas are checked by the tests below, so this cannot fail.
+fn schema(text: &str) -> Value {
+    schema_from_str(text).expect("embedded schema is valid JSON")
+}
+
+fn provider() -> ProviderBuilder {
+    Provider::builder("hello-rs")
+        .version(env!("CARGO_PKG_VERSION"))
+        .tool(echo())
+        .tool(sum())
+        .resource(greeting())
+        .prompt(hello_plan())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    provider().serve(&cli.listen).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! What a handler knows about the call it is serving.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use mcp_gateway_proto::provider::{Caller, InvokeResponse, Progress, invoke_response::Event};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+/// Per-call context handed to every handler. Cheap to clone; clones share
+/// the same cancellation token and progress channel.
+#[derive(Clone, Debug)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    caller: Caller,
+    correlation_id: String,
+    meta: Option<serde_json::Value>,
+    deadline: Option<Instant>,
+    token: CancellationToken,
+    vars: HashMap<String, String>,
+    progress: Option<ProgressSink>,
+}
+
+/// The Invoke stream's sender plus the last value sent, so progress stays
+/// strictly increasing as the contract requires.
+#[derive(Debug)]
+pub(crate) struct ProgressSink {
+    tx: mpsc::Sender<Result<InvokeResponse, Status>>,
+    last: Mutex<Option<f64>>,
+}
+
+impl ProgressSink {
+    pub(crate) fn new(tx: mpsc::Sender<Result<InvokeResponse, Status>>) -> Self {
+        Self {
+            tx,
+            last: Mutex::new(None),
+        }
+    }
+}
+
+/// Everything the service learns from the request before calling a handler.
+pub(crate) struct CallInfo {
+    pub caller: Caller,
+    pub correlation_id: String,
+    pub meta: Option<serde_json::Value>,
+    pub deadline: Option<Instant>,
+    pub token: CancellationToken,
+}
+
+impl Context {
+    pub(crate) fn new(
+        call: CallInfo,
+        vars: HashMap<String, String>,
+        progress: Option<ProgressSink>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                caller: call.caller,
+                correlation_id: call.correlation_id,
+                meta: call.meta,
+                deadline: call.deadline,
+                token: call.token,
+                vars,
+                progress,
+            }),
+        }
+    }
+
+    /// Who is calling, as established by the gateway.
+    pub fn caller(&self) -> &Caller {
+        &self.inner.caller
+    }
+
+    /// The `x-correlation-id` the gateway sent, or `""`. Put it in your logs.
+    pub fn correlation_id(&self) -> &str {
+        &self.inner.correlation_id
+    }
+
+    /// The client's request `_meta` (Invoke only), if any.
+    pub fn meta(&self) -> Option<&serde_json::Value> {
+        self.inner.meta.as_ref()
+    }
+
+    /// When the gateway stops waiting (from `grpc-timeout`), if it set one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// A variable matched by the resource template being read.
+    pub fn template_var(&self, name: &str) -> Option<&str> {
+        self.inner.vars.get(name).map(String::as_str)
+    }
+
+    /// Reports progress on the Invoke stream. `progress` must increase with
+    /// every call; values that do not are dropped (with a warning) because
+    /// MCP clients may reject them. A no-op outside tools or once the gateway
+    /// has gone away. Awaiting applies back-pressure if the gateway is slow.
+    pub fn progress(
+        &self,
+        progress: f64,
+        total: Option<f64>,
+        message: impl Into<String>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let message = message.into();
+        let send = self.inner.progress.as_ref().and_then(|sink| {
+            let mut last = sink.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|l| progress <= l) || !progress.is_finite() {
+                tracing::warn!(progress, last = ?*last, "dropping non-increasing progress");
+                return None;
+            }
+            *last = Some(progress);
+            let event = Event::Progress(Progress {
+                progress,
+                total,
+                message,
+            });
+            Some((sink.tx.clone(), InvokeResponse { event: Some(event) }))
+        });
+        async move {
+            if let Some((tx, msg)) = send {
+                // A closed channel means the call is over; nothing to report to.
+                let _ = tx.send(Ok(msg)).await;
+            }
+        }
+    }
+
+    /// True once the gateway cancelled the call or its deadline passed.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// Resolves when the call is cancelled; use it in `tokio::select!`.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.token.clone().cancelled_owned()
+    }
+
+    /// The call's cancellation token, to hand to other tasks or libraries.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.inner.token.clone()
+    }
+}
