@@ -215,10 +215,8 @@ impl Config {
                 p if p == "." => "(top level)".to_string(),
                 p => p,
             };
-            ConfigError::Invalid(vec![Problem {
-                field,
-                message: clean_serde_message(&e.inner().to_string()),
-            }])
+            let message = clean_serde_message(&field, &e.inner().to_string());
+            ConfigError::Invalid(vec![Problem { field, message }])
         })?;
         let problems = config.problems();
         if problems.is_empty() {
@@ -345,8 +343,96 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// serde_yaml appends "at line L column C" which duplicates what the path
-/// already says less precisely; keep the location, drop nothing else.
-fn clean_serde_message(msg: &str) -> String {
-    msg.trim().to_string()
+/// serde_yaml starts its message with its own idea of the path, which
+/// repeats (or abbreviates) the field we already name; drop it.
+fn clean_serde_message(field: &str, msg: &str) -> String {
+    let msg = msg.trim();
+    match msg.split_once(": ") {
+        Some((prefix, rest)) if field.starts_with(prefix) => rest.to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<Problem> {
+        match Config::parse(yaml) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::parse(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(c.providers[0].name, "hello-rs");
+        assert_eq!(c.providers[0].pool_size, 15);
+        assert_eq!(
+            c.providers[0].timeouts.discovery,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(c.providers[0].timeouts.invoke, Duration::from_secs(30));
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    #[test]
+    fn empty_config_gets_defaults() {
+        let c = Config::parse("{}").unwrap();
+        assert!(c.providers.is_empty());
+        assert_eq!(c.limits.max_payload_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn serde_errors_name_the_field_once() {
+        let p = problems(
+            "providers:\n  - name: a\n    endpoint: http://h:1\n    timeouts:\n      invoke: soon\n",
+        );
+        assert_eq!(p[0].field, "providers[0].timeouts.invoke");
+        assert!(
+            p[0].message.starts_with("invalid value: string \"soon\""),
+            "{}",
+            p[0].message
+        );
+        let p = problems("providers:\n  - name: a\n    endpoint: http://h:1\n    pool_sise: 2\n");
+        assert_eq!(p[0].field, "providers[0].pool_sise");
+        assert!(
+            p[0].message.starts_with("unknown field `pool_sise`"),
+            "{}",
+            p[0].message
+        );
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported() {
+        let p = problems(
+            "listen: 0.0.0.0:1\nproviders:\n  - name: A\n    endpoint: ftp://h:1\n    pool_size: 0\n",
+        );
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "listen",
+                "providers[0].name",
+                "providers[0].endpoint",
+                "providers[0].pool_size"
+            ]
+        );
+    }
+
+    #[test]
+    fn public_bind_needs_the_override() {
+        assert!(
+            Config::parse("listen: 0.0.0.0:8080\nallow_unauthenticated_public_bind: true\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn per_provider_naming_inherits() {
+        let c = Config::parse("naming:\n  separator: __\nproviders:\n  - name: a\n    endpoint: http://h:1\n    naming:\n      prefix: false\n").unwrap();
+        let n = c.providers[0].naming(&c.naming);
+        assert_eq!((n.separator.as_str(), n.prefix), ("__", false));
+    }
 }

@@ -62,6 +62,7 @@ impl Dispatcher {
         cx: &RequestCx,
         name: &str,
         args: Option<JsonObject>,
+        meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
         let span =
@@ -70,7 +71,7 @@ impl Dispatcher {
             "tools/call",
             name,
             cx,
-            self.call_tool_inner(cx, name, args, progress),
+            self.call_tool_inner(cx, name, args, meta, progress),
         )
         .instrument(span)
         .await
@@ -81,6 +82,7 @@ impl Dispatcher {
         cx: &RequestCx,
         name: &str,
         args: Option<JsonObject>,
+        meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
         let entry = self.catalog().tool(name)?.clone();
@@ -99,7 +101,9 @@ impl Dispatcher {
             tool: entry.name.clone(),
             arguments,
             caller: Some(cx.caller.clone()),
-            meta: Vec::new(),
+            meta: meta
+                .map(|m| convert::object_to_bytes(&m))
+                .unwrap_or_default(),
         };
         let up = &entry.upstream;
         let result = self
@@ -393,13 +397,9 @@ fn deadline_error(provider: &str, deadline: Duration) -> GatewayError {
     }
 }
 
-/// A status synthesized by tonic from a broken connection rather than sent
-/// by the provider.
+/// A status synthesized by tonic from a broken connection rather than sent by
+/// the provider: only client-side statuses carry a source error, and a
+/// decode failure is the provider's fault, not the connection's.
 fn is_transport_failure(status: &tonic::Status) -> bool {
-    let m = status.message();
-    m.contains("transport error")
-        || m.contains("h2 protocol error")
-        || m.contains("connection")
-        || m.contains("broken pipe")
-        || std::error::Error::source(status).is_some()
+    std::error::Error::source(status).is_some() && !status.message().contains("decode")
 }

@@ -113,7 +113,7 @@ impl GatewayError {
             }
             GatewayError::Provider { provider, code, .. } => {
                 data["provider"] = json!(provider);
-                data["grpc_code"] = json!(format!("{code:?}"));
+                data["grpc_code"] = json!(grpc_code_name(*code));
                 status_to_code(*code)
             }
             GatewayError::Cancelled => codes::REQUEST_CANCELLED,
@@ -136,5 +136,29 @@ fn status_to_code(code: tonic::Code) -> i32 {
         C::Cancelled => codes::REQUEST_CANCELLED,
         C::Unavailable => codes::PROVIDER_UNAVAILABLE,
         _ => ErrorCode::INTERNAL_ERROR.0,
+    }
+}
+
+/// The canonical gRPC name of a status code, as in the gRPC spec.
+pub fn grpc_code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
     }
 }

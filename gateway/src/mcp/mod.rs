@@ -80,6 +80,14 @@ fn progress_reporter(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
     }))
 }
 
+/// The request's `_meta` for the provider, minus the progress token (the
+/// gateway owns progress delivery). `None` when nothing is left.
+fn forwarded_meta(ctx: &RequestContext<RoleServer>) -> Option<rmcp::model::JsonObject> {
+    let mut meta = ctx.meta.0.0.clone();
+    meta.remove("progressToken");
+    (!meta.is_empty()).then_some(meta)
+}
+
 impl ServerHandler for GatewayHandler {
     fn get_info(&self) -> ServerConfig {
         let caps = ServerCapabilities::builder()
@@ -129,7 +137,13 @@ impl ServerHandler for GatewayHandler {
         let cx = self.request_cx(&ctx);
         let progress = progress_reporter(&ctx);
         self.dispatcher
-            .call_tool(&cx, &request.name, request.arguments, progress)
+            .call_tool(
+                &cx,
+                &request.name,
+                request.arguments,
+                forwarded_meta(&ctx),
+                progress,
+            )
             .await
             .map(CallToolResponse::from)
             .map_err(|e| e.to_mcp(&cx.correlation_id))

@@ -124,6 +124,7 @@ pub fn kit(probe: Arc<KitProbe>) -> ProviderBuilder {
                 "correlation_id": cx.correlation_id(),
                 "agent": cx.caller().agent,
                 "principal": cx.caller().principal,
+                "meta": cx.meta(),
             })))
         }))
         .tool(Tool::new("big.v1", |a: BigArgs, _cx| async move {

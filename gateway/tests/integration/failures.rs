@@ -41,9 +41,9 @@ pub async fn raw_2026(
     // JSON, or SSE whose last data line is the response.
     let json = serde_json::from_str(&text).unwrap_or_else(|_| {
         text.lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .last()
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
             .unwrap_or(Value::Null)
     });
     (status, h, json)
@@ -70,6 +70,11 @@ async fn stateless_raw_request_carries_correlation_id_and_agent_to_the_provider(
     assert_eq!(sc["correlation_id"], "corr-123", "{body}");
     assert_eq!(sc["agent"], "planner");
     assert_eq!(sc["principal"], "anonymous");
+    // The request's _meta reaches the provider (protocol keys included).
+    assert_eq!(
+        sc["meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28",
+        "{body}"
+    );
 
     // Without the header, one is generated and still reaches the provider.
     let (_, headers, body) = raw_2026(

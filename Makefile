@@ -1,0 +1,51 @@
+# mcp-gateway developer commands. `make help` lists them.
+#
+#   make run:gateway   build, start hello-rs and the gateway on providers.yaml
+#   make test          every test (installs Node for the MCP Inspector e2e test if missing)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+INSPECTOR_DIR := gateway/tests/inspector
+CONFIG ?= providers.yaml
+
+.PHONY: help build test fmt lint check-config test-deps run\:gateway run\:hello-rs proto\:gen
+
+help:
+	@grep -E '^[a-z\\:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/\\//g; s/:.*## /\t/' | column -t -s $$'\t'
+
+build: ## Build every crate (debug)
+	$(CARGO) build --workspace --bins
+
+run\:gateway: build ## Start hello-rs and the gateway (http://127.0.0.1:8080/mcp); Ctrl-C stops both
+	@echo "hello-rs on 127.0.0.1:50052, gateway on http://127.0.0.1:8080/mcp (Ctrl-C stops both)"
+	@./target/debug/hello-rs & hello=$$!; \
+	trap 'kill $$hello 2>/dev/null; wait $$hello 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
+	./target/debug/mcp-gateway --config $(CONFIG)
+
+run\:hello-rs: ## Start only the hello-rs provider on 127.0.0.1:50052
+	$(CARGO) run -p hello-rs
+
+proto\:gen: ## Regenerate the Rust code for proto/*.proto (protox: no protoc needed)
+	$(CARGO) build -p mcp-gateway-proto
+
+check-config: build ## Validate $(CONFIG)
+	./target/debug/mcp-gateway check --config $(CONFIG)
+
+test-deps: ## Install what the tests need: Node/npm and the pinned MCP Inspector
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "installing nodejs and npm (Debian packages)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	@if [ ! -d $(INSPECTOR_DIR)/node_modules ] || [ $(INSPECTOR_DIR)/package-lock.json -nt $(INSPECTOR_DIR)/node_modules ]; then \
+		npm ci --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error; \
+	fi
+
+test: test-deps build ## Run every test
+	$(CARGO) test --workspace --no-fail-fast
+
+fmt: ## Format all code
+	$(CARGO) fmt --all
+
+lint: ## Formatting check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
