@@ -113,6 +113,7 @@ pub struct ToolEntry {
 
 pub struct PromptEntry {
     pub upstream: Arc<Upstream>,
+    pub exposed: Arc<str>,
     pub name: String,
     pub uris: Arc<UriMap>,
 }
@@ -200,9 +201,10 @@ impl Catalog {
                     .or_default()
                     .push(exposed.clone());
                 cat.prompts.insert(
-                    exposed,
+                    exposed.clone(),
                     Arc::new(PromptEntry {
                         upstream: up.clone(),
+                        exposed,
                         name: p.name.clone(),
                         uris: uris.clone(),
                     }),

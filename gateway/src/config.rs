@@ -53,6 +53,7 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     pub discovery: Discovery,
+    pub audit: Audit,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -66,6 +67,7 @@ impl Default for Config {
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
             discovery: Discovery::default(),
+            audit: Audit::default(),
             providers: Vec::new(),
         }
     }
@@ -128,6 +130,27 @@ impl Default for Discovery {
         Self {
             retry_interval: Duration::from_secs(2),
             refresh_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The audit log (see docs/operations.md for its guarantee).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// JSONL file, appended to; no audit log when unset.
+    pub path: Option<std::path::PathBuf>,
+    pub fsync: crate::audit::Fsync,
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            path: None,
+            fsync: crate::audit::Fsync::Interval,
+            fsync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -257,6 +280,13 @@ impl Config {
         if self.discovery.refresh_interval.is_zero() {
             bad(
                 "discovery.refresh_interval".into(),
+                "must be greater than 0".into(),
+            );
+        }
+
+        if self.audit.fsync_interval.is_zero() {
+            bad(
+                "audit.fsync_interval".into(),
                 "must be greater than 0".into(),
             );
         }

@@ -4,7 +4,7 @@
 //! Identity and policy slot in ahead of the lookup; a rule is written once.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -18,8 +18,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    catalog::Catalog, convert, drain::Drain, error::GatewayError, naming::UriMap,
-    upstream::Registry, upstream::Upstream,
+    analytics::Analytics,
+    audit::{self, AuditLog},
+    catalog::Catalog,
+    convert,
+    drain::Drain,
+    error::GatewayError,
+    naming::UriMap,
+    upstream::Registry,
+    upstream::Upstream,
 };
 
 /// Who is calling and how to reach back, for one request.
@@ -38,15 +45,53 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     max_payload: usize,
     drain: Arc<Drain>,
+    audit: Option<AuditLog>,
+    analytics: Arc<Analytics>,
 }
 
+/// What a request learned on the way, for its log line, metrics and audit
+/// record. Set-once cells so the pipeline can fill them from inside `work`.
+#[derive(Default)]
+struct Trace {
+    /// The canonical exposed name (a short alias resolves to it).
+    item: OnceLock<String>,
+    provider: OnceLock<String>,
+    args_sha256: OnceLock<String>,
+}
+
+/// Whether a successful answer is still a failure the caller should count.
+pub trait Outcome {
+    fn is_tool_error(&self) -> bool {
+        false
+    }
+}
+
+impl Outcome for CallToolResult {
+    fn is_tool_error(&self) -> bool {
+        self.is_error == Some(true)
+    }
+}
+impl Outcome for ReadResourceResult {}
+impl Outcome for GetPromptResult {}
+
 impl Dispatcher {
-    pub fn new(registry: Arc<Registry>, max_payload: usize) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        max_payload: usize,
+        audit: Option<AuditLog>,
+        analytics: Arc<Analytics>,
+    ) -> Self {
         Self {
             registry,
             max_payload,
             drain: Arc::default(),
+            audit,
+            analytics,
         }
+    }
+
+    pub fn analytics(&self) -> &Arc<Analytics> {
+        &self.analytics
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -67,19 +112,17 @@ impl Dispatcher {
     ) -> Result<CallToolResult, GatewayError> {
         let span =
             tracing::info_span!("tools/call", correlation_id = %cx.correlation_id, tool = %name);
-        self.observe(
-            "tools/call",
-            name,
-            cx,
-            self.call_tool_inner(cx, name, args, meta, progress),
-        )
-        .instrument(span)
-        .await
+        let trace = Trace::default();
+        let work = self.call_tool_inner(cx, &trace, name, args, meta, progress);
+        self.observe("tools/call", name, cx, &trace, work)
+            .instrument(span)
+            .await
     }
 
     async fn call_tool_inner(
         &self,
         cx: &RequestCx,
+        trace: &Trace,
         name: &str,
         args: Option<JsonObject>,
         meta: Option<JsonObject>,
@@ -87,6 +130,8 @@ impl Dispatcher {
     ) -> Result<CallToolResult, GatewayError> {
         let entry = self.catalog().tool(name)?.clone();
         let exposed = entry.tool.name.clone();
+        let _ = trace.item.set(exposed.to_string());
+        let _ = trace.provider.set(entry.upstream.name().to_string());
         let args = Value::Object(args.unwrap_or_default());
         if let Err(msg) = entry.input.check(&args) {
             // A tool execution error, not a protocol error, so the model can
@@ -97,6 +142,9 @@ impl Dispatcher {
         }
         let arguments = serde_json::to_vec(&args).unwrap_or_default();
         self.check_size("tool arguments", arguments.len())?;
+        if self.audit.is_some() {
+            let _ = trace.args_sha256.set(audit::digest(&arguments));
+        }
         let req = pb::InvokeRequest {
             tool: entry.name.clone(),
             arguments,
@@ -201,8 +249,10 @@ impl Dispatcher {
     ) -> Result<ReadResourceResult, GatewayError> {
         let span =
             tracing::info_span!("resources/read", correlation_id = %cx.correlation_id, uri = %uri);
+        let trace = Trace::default();
         let work = async {
             let route = self.catalog().route(uri)?.clone();
+            let _ = trace.provider.set(route.upstream.name().to_string());
             let req = pb::ReadResourceRequest {
                 uri: route.uris.to_provider(uri).to_string(),
                 caller: Some(cx.caller.clone()),
@@ -229,7 +279,7 @@ impl Dispatcher {
                 })?;
             Ok(ReadResourceResult::new(contents))
         };
-        self.observe("resources/read", uri, cx, work)
+        self.observe("resources/read", uri, cx, &trace, work)
             .instrument(span)
             .await
     }
@@ -242,8 +292,11 @@ impl Dispatcher {
     ) -> Result<GetPromptResult, GatewayError> {
         let span =
             tracing::info_span!("prompts/get", correlation_id = %cx.correlation_id, prompt = %name);
+        let trace = Trace::default();
         let work = async {
             let entry = self.catalog().prompt(name)?.clone();
+            let _ = trace.item.set(entry.exposed.to_string());
+            let _ = trace.provider.set(entry.upstream.name().to_string());
             let mut arguments = std::collections::HashMap::new();
             for (k, v) in args.unwrap_or_default() {
                 let v = match v {
@@ -280,7 +333,7 @@ impl Dispatcher {
             }
             Ok(out)
         };
-        self.observe("prompts/get", name, cx, work)
+        self.observe("prompts/get", name, cx, &trace, work)
             .instrument(span)
             .await
     }
@@ -352,24 +405,88 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Logs one line per request with its outcome and duration.
-    async fn observe<T>(
+    /// The one place a finished request is accounted for: a log line,
+    /// metrics, usage analytics, and the audit record (written before the
+    /// response is returned; see audit.rs for the exact guarantee).
+    async fn observe<T: Outcome>(
         &self,
         method: &'static str,
-        item: &str,
+        requested: &str,
         cx: &RequestCx,
+        trace: &Trace,
         work: impl Future<Output = Result<T, GatewayError>>,
     ) -> Result<T, GatewayError> {
         let start = Instant::now();
         let r = work.await;
-        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = start.elapsed();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let (outcome, error_kind) = match &r {
+            Ok(v) if v.is_tool_error() => ("tool_error", None),
+            Ok(_) => ("ok", None),
+            Err(e) => ("error", Some(e.kind())),
+        };
+        // Resource URIs are the item themselves; names the client made up are
+        // not, and must not become metric labels (unbounded cardinality).
+        let item = match (trace.item.get(), method) {
+            (Some(i), _) => i.as_str(),
+            (None, "resources/read") => requested,
+            (None, _) => "",
+        };
+        let provider = trace.provider.get().map_or("", String::as_str);
+        let principal = cx.caller.principal.as_str();
         match &r {
-            Ok(_) => {
-                tracing::info!(method, item, principal = %cx.caller.principal, duration_ms = ms, "ok")
-            }
             Err(e) => {
-                tracing::warn!(method, item, principal = %cx.caller.principal, duration_ms = ms, error.kind = e.kind(), error = %e, "failed")
+                tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, "failed")
             }
+            Ok(_) => tracing::info!(
+                method,
+                item,
+                provider,
+                principal,
+                duration_ms = ms,
+                outcome,
+                "ok"
+            ),
+        }
+
+        let mut labels = vec![
+            ("mcp_method_name", method.to_string()),
+            ("provider", provider.to_string()),
+        ];
+        match method {
+            "tools/call" => labels.push(("gen_ai_tool_name", item.to_string())),
+            "prompts/get" => labels.push(("gen_ai_prompt_name", item.to_string())),
+            _ => {}
+        }
+        if let Some(kind) = error_kind {
+            labels.push(("error_type", kind.to_string()));
+        }
+        metrics::histogram!("mcp_server_operation_duration_seconds", &labels)
+            .record(elapsed.as_secs_f64());
+        labels.push(("outcome", outcome.to_string()));
+        metrics::counter!("mcp_gateway_requests_total", &labels).increment(1);
+
+        if method == "tools/call" && !item.is_empty() {
+            self.analytics
+                .record(item, provider, principal, outcome != "ok", ms);
+        }
+        if let Some(log) = &self.audit {
+            log.write(&audit::Record {
+                time: audit::now_rfc3339(),
+                method,
+                item: if item.is_empty() { requested } else { item }.to_string(),
+                provider: (!provider.is_empty()).then(|| provider.to_string()),
+                principal: principal.to_string(),
+                agent: cx.caller.agent.clone(),
+                session: cx.caller.session_id.clone(),
+                correlation_id: cx.correlation_id.clone(),
+                args_sha256: trace.args_sha256.get().cloned(),
+                outcome,
+                error_kind,
+                duration_ms: ms,
+                cached: false,
+            })
+            .await;
         }
         r
     }

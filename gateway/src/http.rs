@@ -82,6 +82,8 @@ pub fn router(
         .merge(mcp)
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/analytics/usage", get(usage))
         .layer(middleware::from_fn(correlation_id))
         .with_state(state)
 }
@@ -219,4 +221,50 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         StatusCode::OK
     };
     (code, Json(body))
+}
+
+/// Prometheus text format. Gauges that are cheap to read are set at scrape
+/// time rather than tracked on every change.
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let handle = crate::telemetry::metrics();
+    let g = &s.gateway;
+    metrics::gauge!("mcp_gateway_in_flight_calls").set(g.dispatcher().in_flight() as f64);
+    metrics::gauge!("mcp_gateway_sessions").set(g.sessions().count() as f64);
+    for p in g.registry().statuses() {
+        for state in ["connecting", "ready", "down"] {
+            let on = serde_json::to_value(p.state)
+                .ok()
+                .and_then(|v| v.as_str().map(|v| v == state));
+            metrics::gauge!("mcp_gateway_provider_state", "provider" => p.name.clone(), "state" => state)
+                .set(if on == Some(true) { 1.0 } else { 0.0 });
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        handle.render(),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct UsageQuery {
+    /// e.g. `15m`, `1h`; default 1h.
+    window: Option<String>,
+}
+
+async fn usage(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<UsageQuery>,
+) -> Response {
+    let window = match q.window.as_deref().map(humantime::parse_duration) {
+        None => Duration::from_secs(3600),
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(_) => {
+            let body = json!({"error": "window: expected a duration such as 15m or 1h"});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    Json(s.gateway.dispatcher().analytics().usage(window)).into_response()
 }

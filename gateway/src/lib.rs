@@ -9,6 +9,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analytics;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod convert;
@@ -19,6 +21,7 @@ pub mod http;
 pub mod mcp;
 pub mod naming;
 pub mod schema;
+mod stdio;
 pub mod telemetry;
 pub mod upstream;
 
@@ -36,6 +39,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("MCP session failed: {0}")]
     Mcp(String),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 /// A running gateway core: registry, catalog, dispatcher and sessions. Cheap
@@ -58,13 +63,29 @@ impl Gateway {
     /// concurrently, each bounded by its discovery timeout. Providers that
     /// did not answer keep being retried in the background.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
+        // Install the metrics recorder before anything records.
+        telemetry::metrics();
         let registry = Registry::new(&config)?;
+        let audit = match &config.audit.path {
+            Some(path) => {
+                let log =
+                    audit::AuditLog::open(path, config.audit.fsync, config.audit.fsync_interval)?;
+                tracing::info!(path = %path.display(), fsync = ?config.audit.fsync, "audit log open");
+                Some(log)
+            }
+            None => {
+                tracing::info!("audit log disabled (set audit.path to enable)");
+                None
+            }
+        };
         let sessions = Arc::new(Sessions::default());
         sessions.spawn_forwarder(registry.subscribe());
         registry.start().await;
         let dispatcher = Arc::new(Dispatcher::new(
             registry.clone(),
             config.limits.max_payload_bytes,
+            audit,
+            Arc::default(),
         ));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -112,26 +133,45 @@ impl Gateway {
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let eof = tokio_util::sync::CancellationToken::new();
+        let stdin = stdio::EofSignal::new(tokio::io::stdin(), eof.clone());
         let running = self
             .handler()
-            .serve(rmcp::transport::stdio())
+            .with_closing(eof.clone())
+            .serve((stdin, tokio::io::stdout()))
             .await
             .map_err(|e| ServeError::Mcp(e.to_string()))?;
         tracing::info!("serving MCP over stdio");
         let ct = running.cancellation_token();
+        let mut session = tokio::spawn(running.waiting());
         tokio::select! {
-            r = running.waiting() => { r.map_err(|e| ServeError::Mcp(e.to_string()))?; }
+            r = &mut session => {
+                r.map_err(|e| ServeError::Mcp(e.to_string()))?
+                    .map_err(|e| ServeError::Mcp(e.to_string()))?;
+                self.registry().stop();
+                return Ok(());
+            }
             _ = shutdown => {
                 if !self.dispatcher().drain(self.config().shutdown_grace).await {
                     tracing::warn!("grace period over; abandoning calls");
                 }
-                ct.cancel();
             }
+            // Input ended: answers already on their way get a moment to
+            // flush, then the session ends rather than waiting on rmcp's
+            // drain for subscriptions that can no longer be served.
+            _ = async { eof.cancelled().await; tokio::time::sleep(STDIO_EOF_GRACE).await } => {}
         }
+        ct.cancel();
+        // rmcp's own drain can wait 5 s for subscription handles it still
+        // counts; everything answerable has been answered by now.
+        let _ = tokio::time::timeout(STDIO_EOF_GRACE, session).await;
         self.registry().stop();
         Ok(())
     }
 }
+
+/// How long a stdio session may take to finish after stdin closes.
+const STDIO_EOF_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// A fresh correlation ID (UUID v4, simple form).
 pub fn new_correlation_id() -> String {

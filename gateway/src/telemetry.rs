@@ -18,3 +18,31 @@ pub fn init_logging() {
         .with(json)
         .try_init();
 }
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Seconds; covers a 100 µs cache hit to a 30 s deadline.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// The process-wide Prometheus recorder. Metric names follow the
+/// OpenTelemetry semantic conventions for MCP where they exist
+/// (`mcp.server.operation.duration` with `mcp.method.name` and
+/// `gen_ai.tool.name`), with dots as underscores as Prometheus requires.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), DURATION_BUCKETS)
+            .expect("valid buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may exist (embedding, tests): then ours only renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

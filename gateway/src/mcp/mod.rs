@@ -21,6 +21,8 @@ use rmcp::{
     service::{NotificationContext, RequestContext, SubscriptionContext},
 };
 
+use tokio_util::sync::CancellationToken;
+
 use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
 use mcp_gateway_proto::{CORRELATION_ID_HEADER, provider as pb};
 
@@ -31,6 +33,8 @@ pub const AGENT_HEADER: &str = "x-agent-name";
 pub struct GatewayHandler {
     dispatcher: Arc<Dispatcher>,
     sessions: Arc<Sessions>,
+    /// Fires when the transport's input ends (stdio EOF).
+    closing: CancellationToken,
 }
 
 impl GatewayHandler {
@@ -38,7 +42,13 @@ impl GatewayHandler {
         Self {
             dispatcher,
             sessions,
+            closing: CancellationToken::new(),
         }
+    }
+
+    pub fn with_closing(mut self, closing: CancellationToken) -> Self {
+        self.closing = closing;
+        self
     }
 
     /// Identity and correlation for one request. Over HTTP the correlation ID
@@ -220,7 +230,12 @@ impl ServerHandler for GatewayHandler {
 
     async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
         let id = self.sessions.add_sink(ctx.sink().clone());
-        ctx.cancelled().await;
+        // rmcp does not cancel an open listen when stdin reaches EOF and would
+        // wait for it before exiting; `closing` fires then.
+        tokio::select! {
+            _ = ctx.cancelled() => tracing::debug!("subscription cancelled"),
+            _ = self.closing.cancelled() => tracing::debug!("subscription ends with its transport"),
+        }
         self.sessions.remove_sink(id);
         Ok(())
     }

@@ -209,7 +209,15 @@ pub fn config_yaml(providers: &[(&str, SocketAddr)], extra: &str) -> String {
 /// Process-wide test setup: logs, and the rustls provider (ring) for the
 /// HTTP clients.
 pub fn init() {
-    mcp_gateway::telemetry::init_logging();
+    // Captured per test by cargo, shown only for failing tests.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

@@ -5,4 +5,6 @@
 mod cli;
 mod common;
 mod failures;
+mod inspector;
+mod operations;
 mod surface;
