@@ -117,10 +117,14 @@ impl Default for Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Discovery {
-    /// How often an unavailable provider is tried again.
+    /// First wait before an unavailable provider is tried again; it doubles
+    /// (with jitter) up to `retry_max`.
     #[serde(with = "humantime_serde")]
     pub retry_interval: Duration,
-    /// How often a live provider is asked whether its capabilities changed.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How often a live provider is health-checked and asked whether its
+    /// capabilities changed.
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
 }
@@ -128,8 +132,9 @@ pub struct Discovery {
 impl Default for Discovery {
     fn default() -> Self {
         Self {
-            retry_interval: Duration::from_secs(2),
-            refresh_interval: Duration::from_secs(5),
+            retry_interval: Duration::from_millis(500),
+            retry_max: Duration::from_secs(5),
+            refresh_interval: Duration::from_secs(10),
         }
     }
 }
@@ -170,10 +175,60 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub naming: NamingOverride,
+    /// Calls allowed in flight at once (bulkhead); more are refused.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub retries: Retries,
 }
 
 fn default_pool_size() -> usize {
     15
+}
+
+fn default_max_concurrency() -> usize {
+    256
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive provider failures that open the breaker.
+    pub failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            cool_down: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Retries apply only to calls that are safe to repeat: reads, prompts, and
+/// tools annotated read-only or idempotent, and never after progress was
+/// relayed. All attempts share the call's one deadline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retries {
+    /// Attempts in all, including the first; 1 turns retries off.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Duration::from_millis(50),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +332,12 @@ impl Config {
                 "must be greater than 0".into(),
             );
         }
+        if self.discovery.retry_max < self.discovery.retry_interval {
+            bad(
+                "discovery.retry_max".into(),
+                "must be at least discovery.retry_interval".into(),
+            );
+        }
         if self.discovery.refresh_interval.is_zero() {
             bad(
                 "discovery.refresh_interval".into(),
@@ -322,6 +383,18 @@ impl Config {
                 if d.is_zero() {
                     bad(at(f), "must be greater than 0".into());
                 }
+            }
+            if p.max_concurrency == 0 {
+                bad(at("max_concurrency"), "must be at least 1".into());
+            }
+            if p.breaker.failures == 0 {
+                bad(at("breaker.failures"), "must be at least 1".into());
+            }
+            if p.retries.max_attempts == 0 {
+                bad(
+                    at("retries.max_attempts"),
+                    "must be at least 1 (1 = no retries)".into(),
+                );
             }
             if let Some(sep) = &p.naming.separator {
                 check_naming(sep, &at("naming.separator"), &mut bad);

@@ -154,24 +154,37 @@ impl Dispatcher {
                 .unwrap_or_default(),
         };
         let up = &entry.upstream;
+        // Safe to repeat only if the tool says so and the client has not
+        // seen any of this attempt (a relayed progress message).
+        let hints = entry.tool.annotations.as_ref();
+        let repeatable = hints
+            .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
+        let progressed = std::sync::atomic::AtomicBool::new(false);
+        let (req, progress, progressed_ref) = (&req, &progress, &progressed);
         let result = self
-            .guarded(cx, up, async {
-                let mut stream = up.invoke(req, &cx.correlation_id).await?;
-                while let Some(msg) = stream.message().await? {
-                    match msg.event {
-                        Some(pb::invoke_response::Event::Progress(p)) => {
-                            if let Some(report) = &progress {
-                                report(p.progress, p.total, p.message).await;
+            .guarded(
+                cx,
+                up,
+                || repeatable && !progressed_ref.load(std::sync::atomic::Ordering::SeqCst),
+                || async move {
+                    let mut stream = up.invoke(req.clone(), &cx.correlation_id).await?;
+                    while let Some(msg) = stream.message().await? {
+                        match msg.event {
+                            Some(pb::invoke_response::Event::Progress(p)) => {
+                                if let Some(report) = progress {
+                                    progressed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    report(p.progress, p.total, p.message).await;
+                                }
                             }
+                            Some(pb::invoke_response::Event::Result(r)) => return Ok(r),
+                            None => {}
                         }
-                        Some(pb::invoke_response::Event::Result(r)) => return Ok(r),
-                        None => {}
                     }
-                }
-                Err(tonic::Status::internal(
-                    "Invoke stream ended without a result",
-                ))
-            })
+                    Err(tonic::Status::internal(
+                        "Invoke stream ended without a result",
+                    ))
+                },
+            )
             .await;
         let result = match result {
             Err(GatewayError::Provider {
@@ -259,7 +272,12 @@ impl Dispatcher {
             };
             let up = &route.upstream;
             let resp = self
-                .guarded(cx, up, up.read_resource(req, &cx.correlation_id))
+                .guarded(
+                    cx,
+                    up,
+                    || true,
+                    || up.read_resource(req.clone(), &cx.correlation_id),
+                )
                 .await
                 .map_err(|e| match e {
                     GatewayError::Provider {
@@ -316,7 +334,12 @@ impl Dispatcher {
             };
             let up = &entry.upstream;
             let resp = self
-                .guarded(cx, up, up.get_prompt(req, &cx.correlation_id))
+                .guarded(
+                    cx,
+                    up,
+                    || true,
+                    || up.get_prompt(req.clone(), &cx.correlation_id),
+                )
                 .await?;
             let messages = resp
                 .messages
@@ -338,26 +361,82 @@ impl Dispatcher {
             .await
     }
 
-    /// Runs a provider call under the drain guard, the call deadline and the
-    /// client's cancellation, and maps its gRPC status.
-    async fn guarded<T>(
+    /// Runs a provider call under the drain guard, the bulkhead, the circuit
+    /// breaker, the call deadline and the client's cancellation; retries it
+    /// while `repeatable()` says it is safe; maps its gRPC status.
+    async fn guarded<T, F, Fut>(
         &self,
         cx: &RequestCx,
         up: &Upstream,
-        call: impl Future<Output = Result<T, tonic::Status>>,
-    ) -> Result<T, GatewayError> {
+        repeatable: impl Fn() -> bool,
+        mut call: F,
+    ) -> Result<T, GatewayError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
         let _inflight = self.drain.enter().ok_or(GatewayError::ShuttingDown)?;
-        let deadline = up.config.timeouts.invoke;
-        let outcome = tokio::select! {
-            // Dropping `call` resets the HTTP/2 stream: the provider sees the
-            // RPC cancelled.
-            _ = cx.cancel.cancelled() => return Err(GatewayError::Cancelled),
-            r = tokio::time::timeout(deadline, call) => r,
-        };
-        match outcome {
-            Err(_) => Err(deadline_error(up.name(), deadline)),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(status)) => Err(self.status_error(up, status)),
+        let _slot = up
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| GatewayError::Overloaded {
+                provider: up.name().to_string(),
+                limit: up.config.max_concurrency,
+            })?;
+        let budget = up.config.timeouts.invoke;
+        let deadline = tokio::time::Instant::now() + budget;
+        let retries = &up.config.retries;
+        let mut attempt = 1;
+        loop {
+            let permit = up.breaker.acquire().map_err(|open| GatewayError::Provider {
+                provider: up.name().to_string(),
+                code: tonic::Code::Unavailable,
+                message: format!(
+                    "provider unavailable: circuit open after repeated failures; next attempt in {}",
+                    humantime::format_duration(Duration::from_secs(open.retry_in.as_secs().max(1)))
+                ),
+            })?;
+            let outcome = tokio::select! {
+                // Dropping the call resets the HTTP/2 stream: the provider
+                // sees the RPC cancelled.
+                _ = cx.cancel.cancelled() => return Err(GatewayError::Cancelled),
+                r = tokio::time::timeout_at(deadline, call()) => r,
+            };
+            let err = match outcome {
+                Ok(Ok(v)) => {
+                    permit.record(true);
+                    return Ok(v);
+                }
+                Err(_) => deadline_error(up.name(), budget),
+                Ok(Err(status)) => self.status_error(up, status),
+            };
+            let provider_fault = matches!(
+                err,
+                GatewayError::Provider {
+                    code: tonic::Code::Unavailable | tonic::Code::DeadlineExceeded,
+                    ..
+                }
+            );
+            permit.record(!provider_fault);
+            let backoff = retries.backoff * 2u32.saturating_pow(attempt - 1);
+            let retry = provider_fault
+                && !matches!(
+                    err,
+                    GatewayError::Provider {
+                        code: tonic::Code::DeadlineExceeded,
+                        ..
+                    }
+                )
+                && attempt < retries.max_attempts
+                && tokio::time::Instant::now() + backoff < deadline
+                && repeatable();
+            if !retry {
+                return Err(err);
+            }
+            tracing::info!(provider = up.name(), attempt, error = %err, "retrying a repeatable call");
+            attempt += 1;
+            tokio::time::sleep(backoff).await;
         }
     }
 

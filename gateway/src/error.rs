@@ -51,6 +51,8 @@ pub enum GatewayError {
         code: tonic::Code,
         message: String,
     },
+    #[error("provider '{provider}' is at its limit of {limit} concurrent calls; try again shortly")]
+    Overloaded { provider: String, limit: usize },
     #[error("invalid params: {0}")]
     InvalidParams(String),
     #[error("request cancelled")]
@@ -91,6 +93,7 @@ impl GatewayError {
                 _ => "provider_error",
             },
             GatewayError::InvalidParams(_) => "invalid_params",
+            GatewayError::Overloaded { .. } => "overloaded",
             GatewayError::Cancelled => "cancelled",
             GatewayError::ShuttingDown => "shutting_down",
         }
@@ -115,6 +118,10 @@ impl GatewayError {
                 data["provider"] = json!(provider);
                 data["grpc_code"] = json!(grpc_code_name(*code));
                 status_to_code(*code)
+            }
+            GatewayError::Overloaded { provider, .. } => {
+                data["provider"] = json!(provider);
+                codes::RESOURCE_EXHAUSTED
             }
             GatewayError::Cancelled => codes::REQUEST_CANCELLED,
             GatewayError::ShuttingDown => codes::SHUTTING_DOWN,

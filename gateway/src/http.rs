@@ -231,7 +231,13 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("mcp_gateway_in_flight_calls").set(g.dispatcher().in_flight() as f64);
     metrics::gauge!("mcp_gateway_sessions").set(g.sessions().count() as f64);
     for p in g.registry().statuses() {
-        for state in ["connecting", "ready", "down"] {
+        let breaker = match p.breaker {
+            crate::upstream::BreakerState::Closed => 0.0,
+            crate::upstream::BreakerState::HalfOpen => 1.0,
+            crate::upstream::BreakerState::Open => 2.0,
+        };
+        metrics::gauge!("mcp_gateway_breaker_state", "provider" => p.name.clone()).set(breaker);
+        for state in ["connecting", "ready", "degraded", "down"] {
             let on = serde_json::to_value(p.state)
                 .ok()
                 .and_then(|v| v.as_str().map(|v| v == state));

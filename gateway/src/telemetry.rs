@@ -1,11 +1,15 @@
 //! Structured JSON logs on stderr (stdout is the MCP channel under --stdio).
-//! The level comes from `RUST_LOG` (default `info`). Request spans carry the
+//! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`). Request spans carry the
 //! correlation ID, so every line logged inside a request shows it.
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+/// rmcp logs every stateless request at info; operators want ours.
+const DEFAULT_FILTER: &str = "info,rmcp=warn";
+
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = fmt::layer()
         .json()
         .flatten_event(true)

@@ -1,7 +1,9 @@
 //! Southbound: talking to one provider over a pool of gRPC channels.
 
+mod breaker;
 mod registry;
 
+pub use breaker::{Breaker, BreakerState, Open as BreakerOpen, Permit};
 pub use registry::{ListChanges, ProviderState, ProviderStatus, Registry};
 
 use std::{
@@ -32,6 +34,9 @@ use crate::config::ProviderConfig;
 /// down costs nothing until it is called, and no call opens a connection.
 pub struct Upstream {
     pub config: ProviderConfig,
+    pub breaker: Arc<Breaker>,
+    /// The bulkhead: one permit per call in flight.
+    pub slots: Arc<tokio::sync::Semaphore>,
     channels: Vec<Channel>,
     next: AtomicUsize,
     max_payload: usize,
@@ -52,6 +57,8 @@ impl Upstream {
             .map(|_| endpoint.connect_lazy())
             .collect();
         Ok(Arc::new(Self {
+            breaker: Breaker::new(config.breaker.failures, config.breaker.cool_down),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
             config,
             channels,
             next: AtomicUsize::new(0),

@@ -28,6 +28,8 @@ pub enum ProviderState {
     /// Not reached yet since the gateway started.
     Connecting,
     Ready,
+    /// Reachable, but recent calls failed: its circuit breaker is not closed.
+    Degraded,
     Down,
 }
 
@@ -37,6 +39,7 @@ pub struct ProviderStatus {
     pub name: String,
     pub endpoint: String,
     pub state: ProviderState,
+    pub breaker: super::BreakerState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,13 +140,18 @@ impl Registry {
         self.slots
             .iter()
             .map(|s| {
-                let (state, seen, err) = s.state.lock().expect("state lock").clone();
+                let (mut state, seen, err) = s.state.lock().expect("state lock").clone();
+                let breaker = s.upstream.breaker.state();
+                if state == ProviderState::Ready && breaker != super::BreakerState::Closed {
+                    state = ProviderState::Degraded;
+                }
                 let items = s.items.load();
                 let count = |f: fn(&ProviderItems) -> usize| items.as_deref().map_or(0, f);
                 ProviderStatus {
                     name: s.upstream.name().to_string(),
                     endpoint: s.upstream.config.endpoint.clone(),
                     state,
+                    breaker,
                     last_seen: seen.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
                     last_error: err,
                     tools: count(|i| i.tools.len()),
@@ -156,11 +164,14 @@ impl Registry {
 
     async fn supervise(&self, i: usize) {
         let slot = &self.slots[i];
+        let mut failures = 0u32;
         loop {
             let wait = if slot.items.load().is_some() {
+                failures = 0;
                 self.discovery.refresh_interval
             } else {
-                self.discovery.retry_interval
+                failures = failures.saturating_add(1);
+                self.backoff(failures)
             };
             tokio::select! {
                 _ = self.stop.cancelled() => return,
@@ -169,6 +180,17 @@ impl Registry {
             }
             self.attempt(i).await;
         }
+    }
+
+    /// Exponential backoff from `retry_interval` to `retry_max`, with ±20%
+    /// jitter so a fleet of gateways does not reconnect in lockstep.
+    fn backoff(&self, failures: u32) -> std::time::Duration {
+        let d = &self.discovery;
+        let base = d
+            .retry_interval
+            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+            .min(d.retry_max);
+        base.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
     async fn attempt(&self, i: usize) {

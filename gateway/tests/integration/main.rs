@@ -7,4 +7,5 @@ mod common;
 mod failures;
 mod inspector;
 mod operations;
+mod resilience;
 mod surface;
