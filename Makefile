@@ -16,12 +16,9 @@ help:
 build: ## Build every crate (debug)
 	$(CARGO) build --workspace --bins
 
-run\:gateway: build ## Start hello-rs and the gateway (http://127.0.0.1:8080/mcp); Ctrl-C stops both
-	@echo "hello-rs on 127.0.0.1:50052, gateway on http://127.0.0.1:8080/mcp (Ctrl-C stops both)"
-	@./target/debug/hello-rs & hello=$$!; \
-	trap 'kill $$hello 2>/dev/null; wait $$hello 2>/dev/null' EXIT; \
-	trap 'exit 130' INT TERM; \
-	./target/debug/mcp-gateway --config $(CONFIG)
+run\:gateway: build ## Start the gateway (http://127.0.0.1:8080/mcp), which launches hello-rs; Ctrl-C stops both
+	@echo "gateway on http://127.0.0.1:8080/mcp, managing hello-rs on 127.0.0.1:50052 (Ctrl-C stops both)"
+	@./target/debug/mcp-gateway --config $(CONFIG)
 
 run\:hello-rs: ## Start only the hello-rs provider on 127.0.0.1:50052
 	$(CARGO) run -p hello-rs

@@ -131,6 +131,9 @@ pub struct Catalog {
     prompts: HashMap<Arc<str>, Arc<PromptEntry>>,
     prompt_short: HashMap<String, Vec<Arc<str>>>,
     schemes: HashMap<String, Arc<Route>>,
+    /// Exposed tool and prompt names of providers that are down, so a call
+    /// says "unavailable" rather than "unknown" while they recover.
+    tombstones: HashMap<String, String>,
     pub tools_list: Arc<Vec<Tool>>,
     pub prompts_list: Arc<Vec<Prompt>>,
     pub resources_list: Arc<Vec<Resource>>,
@@ -140,8 +143,20 @@ pub struct Catalog {
 impl Catalog {
     /// Merges providers in config order; on a name clash the earlier provider
     /// keeps the name and the clash is logged.
-    pub fn build(providers: &[(Arc<Upstream>, Arc<ProviderItems>)], global: &Naming) -> Self {
+    pub fn build(
+        providers: &[(Arc<Upstream>, Arc<ProviderItems>)],
+        down: &[(Arc<Upstream>, Arc<ProviderItems>)],
+        global: &Naming,
+    ) -> Self {
         let mut cat = Catalog::default();
+        for (up, items) in down {
+            let naming = up.config.naming(global);
+            let names = items.tools.iter().map(|t| &t.def.name);
+            for name in names.chain(items.prompts.iter().map(|p| &p.name)) {
+                let exposed = exposed_name(up.name(), &naming, name);
+                cat.tombstones.insert(exposed, up.name().to_string());
+            }
+        }
         let (mut tools_list, mut prompts_list) = (Vec::new(), Vec::new());
         let (mut resources_list, mut templates_list) = (Vec::new(), Vec::new());
 
@@ -225,6 +240,9 @@ impl Catalog {
                     .map(|t| convert::resource_template(t, &uris)),
             );
         }
+        cat.tombstones.retain(|name, _| {
+            !cat.tools.contains_key(name.as_str()) && !cat.prompts.contains_key(name.as_str())
+        });
         cat.tools_list = Arc::new(tools_list);
         cat.prompts_list = Arc::new(prompts_list);
         cat.resources_list = Arc::new(resources_list);
@@ -243,8 +261,19 @@ impl Catalog {
                 name: name.to_string(),
                 candidates: many.iter().map(|s| s.to_string()).collect(),
             }),
-            None => Err(GatewayError::UnknownTool(name.to_string())),
+            None => Err(self
+                .unavailable(name)
+                .unwrap_or_else(|| GatewayError::UnknownTool(name.to_string()))),
         }
+    }
+
+    fn unavailable(&self, name: &str) -> Option<GatewayError> {
+        let provider = self.tombstones.get(name)?;
+        Some(GatewayError::Provider {
+            provider: provider.clone(),
+            code: tonic::Code::Unavailable,
+            message: format!("provider unavailable; '{name}' returns when '{provider}' recovers"),
+        })
     }
 
     pub fn prompt(&self, name: &str) -> Result<&Arc<PromptEntry>, GatewayError> {
@@ -257,7 +286,9 @@ impl Catalog {
                 name: name.to_string(),
                 candidates: many.iter().map(|s| s.to_string()).collect(),
             }),
-            None => Err(GatewayError::UnknownPrompt(name.to_string())),
+            None => Err(self
+                .unavailable(name)
+                .unwrap_or_else(|| GatewayError::UnknownPrompt(name.to_string()))),
         }
     }
 

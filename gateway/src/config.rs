@@ -10,8 +10,9 @@ use serde::Deserialize;
 /// Where the config is loaded from when no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "providers.yaml";
 
-/// Used when no config file exists at all, so `mcp-gateway` runs out of the box.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../providers.yaml");
+/// Used when the default config file does not exist, so `mcp-gateway` runs
+/// out of the box: hello-rs on its default address, not launched.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +56,9 @@ pub struct Config {
     pub discovery: Discovery,
     pub audit: Audit,
     pub providers: Vec<ProviderConfig>,
+    /// Directory relative paths are resolved against: the config file's.
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             discovery: Discovery::default(),
             audit: Audit::default(),
             providers: Vec::new(),
+            base_dir: std::path::PathBuf::from("."),
         }
     }
 }
@@ -182,6 +187,31 @@ pub struct ProviderConfig {
     pub breaker: BreakerConfig,
     #[serde(default)]
     pub retries: Retries,
+    /// Start and supervise the provider process (a "managed provider").
+    #[serde(default)]
+    pub launch: Option<Launch>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Launch {
+    /// Program to run. A relative path containing `/` is taken relative to
+    /// the config file's directory; a bare name is looked up on PATH.
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Defaults to the config file's directory.
+    #[serde(default)]
+    pub working_dir: Option<std::path::PathBuf>,
+    /// Longest wait between restarts after crashes (backoff starts at 250ms).
+    #[serde(default = "default_restart_max", with = "humantime_serde")]
+    pub restart_max: Duration,
+}
+
+fn default_restart_max() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_pool_size() -> usize {
@@ -271,7 +301,14 @@ impl Config {
     /// embedded default; a missing file anywhere else is an error.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text),
+            Ok(text) => {
+                let mut config = Self::parse(&text)?;
+                config.base_dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => std::path::PathBuf::from("."),
+                };
+                Ok(config)
+            }
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     && path == Path::new(DEFAULT_CONFIG_PATH) =>
@@ -395,6 +432,11 @@ impl Config {
                     at("retries.max_attempts"),
                     "must be at least 1 (1 = no retries)".into(),
                 );
+            }
+            if let Some(l) = &p.launch
+                && l.command.trim().is_empty()
+            {
+                bad(at("launch.command"), "must not be empty".into());
             }
             if let Some(sep) = &p.naming.separator {
                 check_naming(sep, &at("naming.separator"), &mut bad);

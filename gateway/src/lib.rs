@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod error;
 pub mod http;
+pub mod launch;
 pub mod mcp;
 pub mod naming;
 pub mod schema;
@@ -56,6 +57,9 @@ struct Inner {
     registry: Arc<Registry>,
     dispatcher: Arc<Dispatcher>,
     sessions: Arc<Sessions>,
+    /// Managed provider processes, stopped after the front doors close.
+    launched: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    stop_launched: tokio_util::sync::CancellationToken,
 }
 
 impl Gateway {
@@ -66,10 +70,10 @@ impl Gateway {
         // Install the metrics recorder before anything records.
         telemetry::metrics();
         let registry = Registry::new(&config)?;
-        let audit = match &config.audit.path {
+        let audit = match config.audit.path.as_ref().map(|p| config.base_dir.join(p)) {
             Some(path) => {
                 let log =
-                    audit::AuditLog::open(path, config.audit.fsync, config.audit.fsync_interval)?;
+                    audit::AuditLog::open(&path, config.audit.fsync, config.audit.fsync_interval)?;
                 tracing::info!(path = %path.display(), fsync = ?config.audit.fsync, "audit log open");
                 Some(log)
             }
@@ -80,6 +84,21 @@ impl Gateway {
         };
         let sessions = Arc::new(Sessions::default());
         sessions.spawn_forwarder(registry.subscribe());
+        let stop_launched = tokio_util::sync::CancellationToken::new();
+        let launched = config
+            .providers
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.launch.clone()?)))
+            .map(|(name, launch)| {
+                tokio::spawn(launch::supervise(
+                    name,
+                    launch,
+                    config.base_dir.clone(),
+                    registry.clone(),
+                    stop_launched.clone(),
+                ))
+            })
+            .collect();
         registry.start().await;
         let dispatcher = Arc::new(Dispatcher::new(
             registry.clone(),
@@ -93,8 +112,21 @@ impl Gateway {
                 registry,
                 dispatcher,
                 sessions,
+                launched: std::sync::Mutex::new(launched),
+                stop_launched,
             }),
         })
+    }
+
+    /// Stops discovery and any managed provider processes (SIGTERM, then
+    /// SIGKILL after a grace period), waiting until they are gone.
+    pub async fn stop(&self) {
+        self.registry().stop();
+        self.inner.stop_launched.cancel();
+        let handles = std::mem::take(&mut *self.inner.launched.lock().expect("launched lock"));
+        for h in handles {
+            let _ = h.await;
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -124,7 +156,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         http::serve(self, listener, shutdown).await?;
-        self.registry().stop();
+        self.stop().await;
         Ok(())
     }
 
@@ -146,9 +178,9 @@ impl Gateway {
         let mut session = tokio::spawn(running.waiting());
         tokio::select! {
             r = &mut session => {
+                self.stop().await;
                 r.map_err(|e| ServeError::Mcp(e.to_string()))?
                     .map_err(|e| ServeError::Mcp(e.to_string()))?;
-                self.registry().stop();
                 return Ok(());
             }
             _ = shutdown => {
@@ -165,7 +197,7 @@ impl Gateway {
         // rmcp's own drain can wait 5 s for subscription handles it still
         // counts; everything answerable has been answered by now.
         let _ = tokio::time::timeout(STDIO_EOF_GRACE, session).await;
-        self.registry().stop();
+        self.stop().await;
         Ok(())
     }
 }

@@ -66,6 +66,8 @@ impl ListChanges {
 struct Slot {
     upstream: Arc<Upstream>,
     items: ArcSwapOption<ProviderItems>,
+    /// The items it had when it went down (for tombstones).
+    last_items: ArcSwapOption<ProviderItems>,
     state: Mutex<(ProviderState, Option<SystemTime>, Option<String>)>,
     poke: Notify,
 }
@@ -89,6 +91,7 @@ impl Registry {
                 Ok(Slot {
                     upstream: Upstream::new(p.clone(), config.limits.max_payload_bytes)?,
                     items: ArcSwapOption::empty(),
+                    last_items: ArcSwapOption::empty(),
                     state: Mutex::new((ProviderState::Connecting, None, None)),
                     poke: Notify::new(),
                 })
@@ -117,10 +120,28 @@ impl Registry {
     /// Discovers every provider concurrently (each bounded by its discovery
     /// timeout), then leaves supervisors running in the background.
     pub async fn start(self: &Arc<Self>) {
-        futures::future::join_all((0..self.slots.len()).map(|i| self.attempt(i))).await;
+        futures::future::join_all((0..self.slots.len()).map(|i| self.first_attempt(i))).await;
         for i in 0..self.slots.len() {
             let this = self.clone();
             tokio::spawn(async move { this.supervise(i).await });
+        }
+    }
+
+    /// A managed provider is still booting when discovery starts: give it
+    /// until its discovery timeout to answer.
+    async fn first_attempt(&self, i: usize) {
+        let slot = &self.slots[i];
+        let deadline = tokio::time::Instant::now() + slot.upstream.config.timeouts.discovery;
+        loop {
+            self.attempt(i).await;
+            let up = slot.items.load().is_some();
+            if up
+                || slot.upstream.config.launch.is_none()
+                || tokio::time::Instant::now() >= deadline
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 
@@ -228,7 +249,11 @@ impl Registry {
             Err(status) => {
                 let err = format!("{:?}: {}", status.code(), status.message());
                 let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
-                let had_items = slot.items.swap(None).is_some();
+                let had = slot.items.swap(None);
+                let had_items = had.is_some();
+                if had_items {
+                    slot.last_items.store(had);
+                }
                 if was != ProviderState::Down {
                     tracing::warn!(provider = name, endpoint = %slot.upstream.config.endpoint, error = %err,
                         "provider unavailable; its items are left out and it will be retried");
@@ -259,7 +284,13 @@ impl Registry {
             .iter()
             .filter_map(|s| s.items.load_full().map(|it| (s.upstream.clone(), it)))
             .collect();
-        let new = Arc::new(Catalog::build(&live, &self.naming));
+        let down: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|s| s.items.load().is_none())
+            .filter_map(|s| s.last_items.load_full().map(|it| (s.upstream.clone(), it)))
+            .collect();
+        let new = Arc::new(Catalog::build(&live, &down, &self.naming));
         let old = self.catalog.swap(new.clone());
         let changes = new.changes_since(&old);
         if changes.any() {

@@ -267,8 +267,20 @@ async fn provider_killed_mid_call_gives_a_clear_error_and_the_gateway_keeps_serv
     })
     .await;
     assert!(gone.is_some(), "dead provider's tools were not removed");
+    // Its tools say "unavailable", not "unknown", while it is down.
     let e = rpc_error(
         &call(&client, "doomed.echo.v1", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code.0, -32001, "{e:?}");
+    assert!(
+        e.message.contains("returns when 'doomed' recovers"),
+        "{}",
+        e.message
+    );
+    let e = rpc_error(
+        &call(&client, "doomed.never-was", json!({}))
             .await
             .unwrap_err(),
     );

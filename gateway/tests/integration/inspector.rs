@@ -52,7 +52,7 @@ fn inspector_bin() -> PathBuf {
 }
 
 /// `target/debug/hello-rs`, next to this test binary's `deps/` directory.
-fn hello_rs_bin() -> PathBuf {
+pub fn hello_rs_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let mut dir = exe.parent().unwrap();
     if dir.ends_with("deps") {

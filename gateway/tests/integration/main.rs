@@ -5,7 +5,7 @@
 mod cli;
 mod common;
 mod failures;
-mod inspector;
+pub mod inspector;
 mod operations;
 mod resilience;
 mod surface;

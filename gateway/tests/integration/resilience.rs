@@ -176,3 +176,65 @@ async fn only_repeatable_tools_are_retried() {
     client.cancel().await.unwrap();
     gw.shutdown().await;
 }
+
+/// Process ids whose command line contains `pattern`.
+fn pids(pattern: &str) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(pattern)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_managed_provider_is_started_restarted_after_a_crash_and_stopped() {
+    let port = free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let bin = crate::inspector::hello_rs_bin();
+    let yaml = format!(
+        "providers:\n  - name: hello-rs\n    endpoint: http://{listen}\n    launch:\n      command: {}\n      args: [\"--listen\", \"{listen}\"]\n      restart_max: 1s\n",
+        bin.display()
+    );
+    let gw = start_gateway(&yaml).await;
+    let client = http_client(&gw.url(), false, Recorder::default()).await;
+    // Started and discovered before the gateway began serving.
+    let r = call(&client, "hello-rs.echo.v1", json!({"message": "one"}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "one");
+    let first = pids(&listen);
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    std::process::Command::new("kill")
+        .args(["-9", &first[0]])
+        .status()
+        .unwrap();
+    let back = eventually(Duration::from_secs(10), || {
+        let c = &client;
+        async move {
+            let r = call(c, "hello-rs.echo.v1", json!({"message": "two"}))
+                .await
+                .ok()?;
+            (text_of(&r) == "two").then_some(())
+        }
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "calls did not succeed again after the crash"
+    );
+    let second = pids(&listen);
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second, "a new process serves");
+
+    client.cancel().await.unwrap();
+    gw.shutdown().await;
+    assert!(
+        pids(&listen).is_empty(),
+        "the gateway stops its provider on shutdown"
+    );
+}

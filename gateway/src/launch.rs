@@ -1,0 +1,157 @@
+//! Managed providers: the gateway starts the process, restarts it with
+//! backoff when it exits, forwards its output to the log under the
+//! provider's name, and stops it (SIGTERM, then SIGKILL) on shutdown.
+//! Readiness is the registry's business: a freshly started process is
+//! poked until its health check and discovery succeed.
+
+use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::Launch, upstream::Registry};
+
+/// First restart delay; doubles per crash up to `restart_max`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// A process that ran this long is considered healthy again.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a SIGTERMed process gets before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Supervises one provider process until `stop` fires; resolves once the
+/// process is gone.
+pub async fn supervise(
+    provider: String,
+    launch: Launch,
+    base_dir: std::path::PathBuf,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut child = match spawn(&provider, &launch, &base_dir) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(provider, command = %launch.command, error = %e, "cannot start provider process");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(launch.restart_max);
+                continue;
+            }
+        };
+        tracing::info!(provider, pid = child.id(), command = %launch.command, "provider process started");
+        let poker = tokio::spawn(poke_until_ready(provider.clone(), registry.clone()));
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = stop.cancelled() => {
+                poker.abort();
+                terminate(&provider, &mut child).await;
+                return;
+            }
+        };
+        poker.abort();
+        if started.elapsed() >= STABLE_AFTER {
+            backoff = FIRST_BACKOFF;
+        }
+        let status = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        tracing::warn!(provider, %status, restart_in = ?backoff, "provider process exited; restarting");
+        registry.poke(&provider);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(launch.restart_max);
+    }
+}
+
+fn spawn(provider: &str, launch: &Launch, base_dir: &Path) -> std::io::Result<Child> {
+    let program = if launch.command.contains('/') && Path::new(&launch.command).is_relative() {
+        base_dir.join(&launch.command)
+    } else {
+        launch.command.clone().into()
+    };
+    let dir = match &launch.working_dir {
+        Some(d) if d.is_relative() => base_dir.join(d),
+        Some(d) => d.clone(),
+        None => base_dir.to_path_buf(),
+    };
+    let mut child = Command::new(program)
+        .args(&launch.args)
+        .envs(&launch.env)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own process group: a terminal's Ctrl-C reaches the gateway
+        // only, which then stops the provider in order.
+        .process_group(0)
+        .spawn()?;
+    for (stream, pipe) in [
+        (
+            "stdout",
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            "stderr",
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+    ] {
+        if let Some(pipe) = pipe {
+            let provider = provider.to_string();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(target: "provider", provider, stream, "{line}");
+                }
+            });
+        }
+    }
+    Ok(child)
+}
+
+/// Nudges discovery while the process boots, so it is served as soon as it
+/// answers instead of at the next backoff tick.
+async fn poke_until_ready(provider: String, registry: Arc<Registry>) {
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ready = registry.statuses().iter().any(|s| {
+            s.name == provider
+                && s.state != crate::upstream::ProviderState::Down
+                && s.state != crate::upstream::ProviderState::Connecting
+        });
+        if ready {
+            return;
+        }
+        registry.poke(&provider);
+    }
+}
+
+async fn terminate(provider: &str, child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: plain kill(2) on a pid we own and have not reaped yet.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            tracing::info!(provider, "provider process stopped");
+            return;
+        }
+        tracing::warn!(provider, "provider process ignored SIGTERM; killing it");
+    }
+    let _ = child.kill().await;
+}
