@@ -54,6 +54,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub discovery: Discovery,
     pub providers: Vec<ProviderConfig>,
+    /// CloudEvents in: NATS JetStream, or the providers' `Stream` RPC.
+    pub events: crate::events::EventsConfig,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             discovery: Discovery::default(),
             providers: Vec::new(),
+            events: Default::default(),
         }
     }
 }
@@ -260,6 +263,8 @@ impl Config {
                 "must be greater than 0".into(),
             );
         }
+
+        self.events.problems(&mut bad);
 
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod drain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mcp;
 pub mod naming;
@@ -26,7 +27,9 @@ use std::sync::Arc;
 
 use rmcp::ServiceExt;
 
-use crate::{config::Config, dispatch::Dispatcher, mcp::Sessions, upstream::Registry};
+use crate::{
+    config::Config, dispatch::Dispatcher, events::Events, mcp::Sessions, upstream::Registry,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -51,6 +54,7 @@ struct Inner {
     registry: Arc<Registry>,
     dispatcher: Arc<Dispatcher>,
     sessions: Arc<Sessions>,
+    events: Arc<Events>,
 }
 
 impl Gateway {
@@ -62,6 +66,8 @@ impl Gateway {
         let sessions = Arc::new(Sessions::default());
         sessions.spawn_forwarder(registry.subscribe());
         registry.start().await;
+        let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
+        events.start();
         let dispatcher = Arc::new(Dispatcher::new(
             registry.clone(),
             config.limits.max_payload_bytes,
@@ -72,6 +78,7 @@ impl Gateway {
                 registry,
                 dispatcher,
                 sessions,
+                events,
             }),
         })
     }
@@ -92,8 +99,23 @@ impl Gateway {
         &self.inner.sessions
     }
 
+    /// Events pipeline: counters, NATS state, a tap on handled events.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.inner.events
+    }
+
     pub fn handler(&self) -> mcp::GatewayHandler {
-        mcp::GatewayHandler::new(self.dispatcher().clone(), self.sessions().clone())
+        mcp::GatewayHandler::new(
+            self.dispatcher().clone(),
+            self.sessions().clone(),
+            self.events().clone(),
+        )
+    }
+
+    /// Stops background work: provider supervisors and event consumers.
+    fn stop_background(&self) {
+        self.registry().stop();
+        self.events().stop();
     }
 
     /// Streamable HTTP at `/mcp`, plus `/health` and `/ready`.
@@ -103,7 +125,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         http::serve(self, listener, shutdown).await?;
-        self.registry().stop();
+        self.stop_background();
         Ok(())
     }
 
@@ -128,7 +150,7 @@ impl Gateway {
                 ct.cancel();
             }
         }
-        self.registry().stop();
+        self.stop_background();
         Ok(())
     }
 }

@@ -4,5 +4,7 @@
 
 mod cli;
 mod common;
+mod events;
+mod events_nats;
 mod failures;
 mod surface;
