@@ -65,14 +65,15 @@ fn default_ack_wait() -> Duration {
     Duration::from_secs(30)
 }
 
-/// A reference to NATS credentials, never the secret itself.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum Credentials {
-    /// Path of a `.creds` file.
-    File(String),
+/// A reference to NATS credentials, never the secret itself. Exactly one
+/// of `file` / `env`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Path of a `.creds` file (JWT + NKey seed).
+    pub file: Option<String>,
     /// Name of an environment variable holding the `.creds` text.
-    Env(String),
+    pub env: Option<String>,
 }
 
 impl EventsConfig {
@@ -151,16 +152,22 @@ impl EventsConfig {
                 );
             }
         }
-        match &n.credentials {
-            Some(Credentials::File(p)) if p.is_empty() => bad(
-                "events.nats.credentials.file".into(),
-                "must not be empty".into(),
-            ),
-            Some(Credentials::Env(v)) if v.is_empty() => bad(
-                "events.nats.credentials.env".into(),
-                "must not be empty".into(),
-            ),
-            _ => {}
+        if let Some(c) = &n.credentials {
+            match (&c.file, &c.env) {
+                (Some(_), Some(_)) | (None, None) => bad(
+                    "events.nats.credentials".into(),
+                    "set exactly one of file or env".into(),
+                ),
+                (Some(p), _) if p.is_empty() => bad(
+                    "events.nats.credentials.file".into(),
+                    "must not be empty".into(),
+                ),
+                (_, Some(v)) if v.is_empty() => bad(
+                    "events.nats.credentials.env".into(),
+                    "must not be empty".into(),
+                ),
+                _ => {}
+            }
         }
     }
 }
@@ -205,5 +212,49 @@ mod tests {
         assert!(!valid_subject("a..b"));
         assert!(!valid_subject("a.>.b"));
         assert!(!valid_subject("a.b*"));
+    }
+
+    fn fields(yaml: &str) -> Vec<String> {
+        match crate::config::Config::parse(yaml) {
+            Err(crate::config::ConfigError::Invalid(p)) => p.into_iter().map(|p| p.field).collect(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nats_section_is_checked_field_by_field() {
+        let ok = "events:\n  nats:\n    url: nats://127.0.0.1:4222\n    stream: S\n    subjects: [hello.events]\n    credentials:\n      env: NATS_CREDS\n";
+        let c = crate::config::Config::parse(ok).unwrap();
+        let n = c.events.nats.unwrap();
+        assert_eq!(n.durable, "mcp-gateway");
+        assert_eq!(n.credentials.unwrap().env.as_deref(), Some("NATS_CREDS"));
+        assert_eq!(
+            fields(
+                "events:\n  nats:\n    url: http://x\n    stream: a.b\n    subjects: [hello.events]\n    dead_letter_subject: hello.events\n"
+            ),
+            [
+                "events.nats.url",
+                "events.nats.stream",
+                "events.nats.dead_letter_subject"
+            ]
+        );
+        assert_eq!(
+            fields(
+                "events:\n  dedup_window: 0s\n  nats:\n    url: nats://h:1\n    stream: S\n    subjects: []\n"
+            ),
+            ["events.dedup_window", "events.nats.subjects"]
+        );
+        assert_eq!(
+            fields(
+                "events:\n  nats:\n    url: nats://h:1\n    stream: S\n    subjects: [a]\n    password: x\n"
+            ),
+            ["events.nats.password"]
+        );
+        assert_eq!(
+            fields(
+                "events:\n  nats:\n    url: nats://h:1\n    stream: S\n    subjects: [a]\n    credentials: {file: a, env: B}\n"
+            ),
+            ["events.nats.credentials"]
+        );
     }
 }

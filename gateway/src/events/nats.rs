@@ -15,7 +15,7 @@ use async_nats::{
 };
 use futures::StreamExt;
 
-use super::{Backoff, Events, EventsError, NatsState, cloudevent, config::Credentials};
+use super::{Backoff, Events, EventsError, NatsState, cloudevent};
 use crate::events::NatsConfig;
 
 /// Dead-lettered messages carry the reason in this header.
@@ -88,15 +88,16 @@ async fn session(
 }
 
 async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, EventsError> {
-    let opts = match &cfg.credentials {
-        None => async_nats::ConnectOptions::new(),
-        Some(Credentials::File(path)) => async_nats::ConnectOptions::with_credentials_file(path)
+    let creds = cfg.credentials.clone().unwrap_or_default();
+    let opts = match (&creds.file, &creds.env) {
+        (None, None) => async_nats::ConnectOptions::new(),
+        (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
             .await
             .map_err(|e| EventsError::Credentials {
                 reference: format!("file {path}"),
                 reason: e.kind().to_string(),
             })?,
-        Some(Credentials::Env(var)) => {
+        (None, Some(var)) => {
             let text = std::env::var(var).map_err(|e| EventsError::Credentials {
                 reference: format!("env {var}"),
                 reason: e.to_string(),
