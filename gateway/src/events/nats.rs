@@ -67,6 +67,7 @@ async fn session(
     backoff.reset();
     loop {
         let next = tokio::select! {
+            biased; // a stopped gateway takes no more messages
             _ = events.stop.cancelled() => return Ok(()),
             next = messages.next() => next,
         };

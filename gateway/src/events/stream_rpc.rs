@@ -63,6 +63,7 @@ async fn read(
     events.counters.streams_open.fetch_add(1, Ordering::Relaxed);
     loop {
         let item = tokio::select! {
+            biased;
             _ = events.stop.cancelled() => break,
             item = stream.message() => item,
         };

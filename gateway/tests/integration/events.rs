@@ -365,3 +365,53 @@ async fn stream_rpc_resubscribes_after_provider_restart() {
     })
     .await;
 }
+
+/// `capabilities.changed` makes the gateway re-discover the provider at once
+/// (the periodic refresh is set to an hour, so nothing else would).
+#[tokio::test]
+async fn capabilities_changed_triggers_rediscovery() {
+    let first = spawn_on(evented("ev", "ev"), "127.0.0.1:0").await;
+    let addr = first.addr();
+    let yaml =
+        config_yaml(&[("ev", addr)], "").replace("refresh_interval: 500ms", "refresh_interval: 1h");
+    let gw = start_gateway(&yaml).await;
+    wait_stats(&gw, Duration::from_secs(5), "an open Stream", |s| {
+        s.streams_open == 1
+    })
+    .await;
+    let rec = Recorder::default();
+    let session = http_client(&gw.url(), false, rec.clone()).await;
+
+    // Same address, one more tool; the gateway's catalog does not know yet.
+    first.abort();
+    wait_stats(&gw, Duration::from_secs(5), "the Stream to close", |s| {
+        s.streams_open == 0
+    })
+    .await;
+    let extra = Tool::new("extra.v1", |a: Msg, _cx| async move {
+        Ok(ToolOutput::text(a.message))
+    });
+    let second = evented("ev", "ev").tool(extra);
+    let publisher = second.events();
+    let _second = spawn_on(second, &addr.to_string()).await;
+    wait_stats(
+        &gw,
+        Duration::from_secs(10),
+        "the Stream to the new provider",
+        |s| s.streams_open == 1,
+    )
+    .await;
+    let names = |tools: Vec<rmcp::model::Tool>| -> Vec<String> {
+        tools.iter().map(|t| t.name.to_string()).collect()
+    };
+    assert!(!names(session.list_all_tools().await.unwrap()).contains(&"ev.extra.v1".into()));
+
+    publisher.capabilities_changed().await.unwrap();
+    wait_for(Duration::from_secs(2), "tools/list_changed", || {
+        rec.tools_changed_seen
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(())
+    })
+    .await;
+    assert!(names(session.list_all_tools().await.unwrap()).contains(&"ev.extra.v1".into()));
+}
