@@ -1,7 +1,8 @@
 # mcp-gateway developer commands. `make help` lists them.
 #
 #   make run:gateway   build, start hello-rs and the gateway on providers.yaml
-#   make test          every test (installs Node for the MCP Inspector e2e test if missing)
+#   make test          every test (installs Node for the MCP Inspector e2e test and
+#                      nats-server for the events tests if missing)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -29,10 +30,13 @@ proto\:gen: ## Regenerate the Rust code for proto/*.proto (protox: no protoc nee
 check-config: build ## Validate $(CONFIG)
 	./target/debug/mcp-gateway check --config $(CONFIG)
 
-test-deps: ## Install what the tests need: Node/npm and the pinned MCP Inspector
+test-deps: ## Install what the tests need: Node/npm, the pinned MCP Inspector, nats-server
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 		echo "installing nodejs and npm (Debian packages)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	@command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || { \
+		echo "installing nats-server (Debian package; the events tests need a real NATS JetStream)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
 	@if [ ! -d $(INSPECTOR_DIR)/node_modules ] || [ $(INSPECTOR_DIR)/package-lock.json -nt $(INSPECTOR_DIR)/node_modules ]; then \
 		npm ci --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error; \
 	fi

@@ -134,6 +134,8 @@ pub struct Catalog {
     /// Exposed tool and prompt names of providers that are down, so a call
     /// says "unavailable" rather than "unknown" while they recover.
     tombstones: HashMap<String, String>,
+    /// Provider name → its URI rewriting, for events naming provider URIs.
+    uri_maps: HashMap<String, Arc<UriMap>>,
     pub tools_list: Arc<Vec<Tool>>,
     pub prompts_list: Arc<Vec<Prompt>>,
     pub resources_list: Arc<Vec<Resource>>,
@@ -177,6 +179,7 @@ impl Catalog {
                 .filter(|s| owners[s] > 1)
                 .collect();
             let uris = Arc::new(UriMap::new(provider, shared));
+            cat.uri_maps.insert(provider.to_string(), uris.clone());
 
             for t in &items.tools {
                 let exposed: Arc<str> = exposed_name(provider, &naming, &t.def.name).into();
@@ -297,6 +300,14 @@ impl Catalog {
         scheme_of(uri)
             .and_then(|s| self.schemes.get(&s))
             .ok_or_else(|| GatewayError::UnknownResource(uri.to_string()))
+    }
+
+    /// A provider's own URI as clients see it (unchanged for unknown providers).
+    pub fn client_uri(&self, provider: &str, uri: &str) -> String {
+        match self.uri_maps.get(provider) {
+            Some(m) => m.to_client(uri),
+            None => uri.to_string(),
+        }
     }
 
     /// Which lists differ from `old`, for list_changed notifications.

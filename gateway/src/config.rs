@@ -59,6 +59,8 @@ pub struct Config {
     /// Directory relative paths are resolved against: the config file's.
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+    /// CloudEvents in: NATS JetStream, or the providers' `Stream` RPC.
+    pub events: crate::events::EventsConfig,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             audit: Audit::default(),
             providers: Vec::new(),
             base_dir: std::path::PathBuf::from("."),
+            events: Default::default(),
         }
     }
 }
@@ -388,6 +391,7 @@ impl Config {
                 "must be greater than 0".into(),
             );
         }
+        self.events.problems(&mut bad);
 
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {

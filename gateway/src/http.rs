@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Gateway,
     drain::{Drain, Guard},
-    mcp::GatewayHandler,
 };
 
 #[derive(Clone)]
@@ -54,7 +53,7 @@ pub fn router(
     sessions_ct: CancellationToken,
     exchanges: Arc<Drain>,
 ) -> Router {
-    let handler = GatewayHandler::new(gateway.dispatcher().clone(), gateway.sessions().clone());
+    let handler = gateway.handler();
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(sessions_ct)
         .with_max_request_body_bytes(gateway.config().limits.max_payload_bytes)
@@ -64,7 +63,7 @@ pub fn router(
         None => config.disable_allowed_hosts(),
     };
     let mcp = StreamableHttpService::new(
-        move || Ok(handler.clone()),
+        move || Ok(handler.for_new_session()),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -214,6 +213,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         "providers": s.gateway.registry().statuses(),
         "sessions": s.gateway.sessions().count(),
         "in_flight": s.gateway.dispatcher().in_flight(),
+        "events": s.gateway.events().stats(),
     });
     let code = if draining {
         StatusCode::SERVICE_UNAVAILABLE

@@ -17,6 +17,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod drain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod launch;
 pub mod mcp;
@@ -30,7 +31,9 @@ use std::sync::Arc;
 
 use rmcp::ServiceExt;
 
-use crate::{config::Config, dispatch::Dispatcher, mcp::Sessions, upstream::Registry};
+use crate::{
+    config::Config, dispatch::Dispatcher, events::Events, mcp::Sessions, upstream::Registry,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -60,6 +63,7 @@ struct Inner {
     /// Managed provider processes, stopped after the front doors close.
     launched: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop_launched: tokio_util::sync::CancellationToken,
+    events: Arc<Events>,
 }
 
 impl Gateway {
@@ -100,6 +104,8 @@ impl Gateway {
             })
             .collect();
         registry.start().await;
+        let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
+        events.start();
         let dispatcher = Arc::new(Dispatcher::new(
             registry.clone(),
             config.limits.max_payload_bytes,
@@ -114,14 +120,16 @@ impl Gateway {
                 sessions,
                 launched: std::sync::Mutex::new(launched),
                 stop_launched,
+                events,
             }),
         })
     }
 
-    /// Stops discovery and any managed provider processes (SIGTERM, then
+    /// Stops discovery, event consumers and any managed provider processes (SIGTERM, then
     /// SIGKILL after a grace period), waiting until they are gone.
     pub async fn stop(&self) {
         self.registry().stop();
+        self.events().stop();
         self.inner.stop_launched.cancel();
         let handles = std::mem::take(&mut *self.inner.launched.lock().expect("launched lock"));
         for h in handles {
@@ -145,8 +153,17 @@ impl Gateway {
         &self.inner.sessions
     }
 
+    /// Events pipeline: counters, NATS state, a tap on handled events.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.inner.events
+    }
+
     pub fn handler(&self) -> mcp::GatewayHandler {
-        mcp::GatewayHandler::new(self.dispatcher().clone(), self.sessions().clone())
+        mcp::GatewayHandler::new(
+            self.dispatcher().clone(),
+            self.sessions().clone(),
+            self.events().clone(),
+        )
     }
 
     /// Streamable HTTP at `/mcp`, plus `/health` and `/ready`.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::resource::UriTemplate;
 use crate::service::{DEFAULT_MAX_MESSAGE_SIZE, Inner};
-use crate::{Prompt, ProviderService, Resource, ResourceTemplate, SdkError, Tool};
+use crate::{Prompt, ProviderService, Publisher, Resource, ResourceTemplate, SdkError, Tool};
 
 /// Entry point: `Provider::builder("name")`.
 #[derive(Debug)]
@@ -19,8 +19,10 @@ impl Provider {
     /// Starts describing a provider called `name` (the gateway usually
     /// registers it under the same name and prefixes its tools with it).
     pub fn builder(name: impl Into<String>) -> ProviderBuilder {
+        let name = name.into();
         ProviderBuilder {
-            name: name.into(),
+            events: Publisher::new(&name),
+            name,
             version: None,
             tools: Vec::new(),
             resources: Vec::new(),
@@ -44,9 +46,17 @@ pub struct ProviderBuilder {
     templates: Vec<ResourceTemplate>,
     prompts: Vec<Prompt>,
     max_message_size: usize,
+    events: Publisher,
 }
 
 impl ProviderBuilder {
+    /// This provider's event publisher (also in every handler's
+    /// [`Context`](crate::Context)). Events reach the gateway through the
+    /// `Stream` RPC, and through NATS after [`Publisher::connect_nats`].
+    pub fn events(&self) -> Publisher {
+        self.events.clone()
+    }
+
     /// The provider's version; ListCapabilities reports `"{name} {version}"`
     /// as `provider_version`.
     pub fn version(mut self, version: impl Into<String>) -> Self {
@@ -161,6 +171,7 @@ impl ProviderBuilder {
             prompts,
             capabilities,
             max_message_size: self.max_message_size,
+            events: self.events,
         }))
     }
 }

@@ -26,6 +26,7 @@ struct Inner {
     token: CancellationToken,
     vars: HashMap<String, String>,
     progress: Option<ProgressSink>,
+    events: crate::Publisher,
 }
 
 /// The Invoke stream's sender plus the last value sent, so progress stays
@@ -52,6 +53,7 @@ pub(crate) struct CallInfo {
     pub meta: Option<serde_json::Value>,
     pub deadline: Option<Instant>,
     pub token: CancellationToken,
+    pub events: crate::Publisher,
 }
 
 impl Context {
@@ -69,6 +71,7 @@ impl Context {
                 token: call.token,
                 vars,
                 progress,
+                events: call.events,
             }),
         }
     }
@@ -129,6 +132,11 @@ impl Context {
                 let _ = tx.send(Ok(msg)).await;
             }
         }
+    }
+
+    /// This provider's event publisher.
+    pub fn events(&self) -> &crate::Publisher {
+        &self.inner.events
     }
 
     /// True once the gateway cancelled the call or its deadline passed.

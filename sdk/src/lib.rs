@@ -40,7 +40,9 @@
 //!   is a failure the model sees, `ToolError::status` a gRPC error.
 //! * [`Resource`], [`ResourceTemplate`] and [`ResourceBody`]: readable data.
 //! * [`Prompt`] and [`PromptReply`]: prompt templates.
-//! * [`Context`]: caller, correlation ID, progress and cancellation.
+//! * [`Context`]: caller, correlation ID, progress, cancellation and events.
+//! * [`Publisher`] ([`ProviderBuilder::events`], [`Context::events`]):
+//!   CloudEvents to the gateway via the `Stream` RPC and optionally NATS.
 //! * [`content`]: constructors for content blocks.
 //! * [`ProviderBuilder::spawn`] and [`RunningProvider`]: run in the
 //!   background, e.g. in tests.
@@ -51,6 +53,7 @@ mod builder;
 pub mod content;
 mod context;
 mod error;
+pub mod events;
 mod prompt;
 mod resource;
 mod server;
@@ -61,12 +64,15 @@ pub use builder::{Provider, ProviderBuilder};
 pub use content::Content;
 pub use context::Context;
 pub use error::{SdkError, ToolError};
+pub use events::{EventBuilder, Publisher};
 pub use prompt::{Prompt, PromptReply, PromptReplyExt};
 pub use resource::{Resource, ResourceBody, ResourceTemplate};
 pub use server::RunningProvider;
 pub use service::{DEFAULT_MAX_MESSAGE_SIZE, ProviderService};
 pub use tool::{Tool, ToolOutput, schema_from_file, schema_from_str};
 
+/// The CloudEvents protobuf messages of the `Stream` RPC.
+pub use mcp_gateway_proto::cloudevents;
 /// The generated protobuf messages, client and server of the contract.
 pub use mcp_gateway_proto::provider as proto;
 pub use mcp_gateway_proto::provider::{Caller, Role};
@@ -76,8 +82,8 @@ pub mod prelude {
     pub use crate::content::{self, Content};
     pub use crate::{
         Caller, Context, Prompt, PromptReply, PromptReplyExt, Provider, ProviderBuilder,
-        ProviderService, Resource, ResourceBody, ResourceTemplate, Role, RunningProvider, SdkError,
-        Tool, ToolError, ToolOutput, schema_from_file, schema_from_str,
+        ProviderService, Publisher, Resource, ResourceBody, ResourceTemplate, Role,
+        RunningProvider, SdkError, Tool, ToolError, ToolOutput, schema_from_file, schema_from_str,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

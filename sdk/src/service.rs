@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use mcp_gateway_proto::CORRELATION_ID_HEADER;
 use mcp_gateway_proto::cloudevents::CloudEvent;
 use mcp_gateway_proto::provider::provider_server::{Provider as ProviderRpc, ProviderServer};
@@ -57,6 +57,7 @@ pub(crate) struct Inner {
     /// Computed once: the lists never change after `build()`.
     pub capabilities: ListCapabilitiesResponse,
     pub max_message_size: usize,
+    pub events: crate::Publisher,
 }
 
 impl ProviderService {
@@ -119,7 +120,9 @@ impl ProviderRpc for ProviderService {
         &self,
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeStream>, Status> {
-        let (call, req) = call_info(request, |r: &InvokeRequest| r.caller.clone());
+        let (call, req) = call_info(&self.inner.events, request, |r: &InvokeRequest| {
+            r.caller.clone()
+        });
         let span =
             tracing::debug_span!("invoke", tool = %req.tool, correlation_id = %call.correlation_id);
         let tool = self
@@ -155,7 +158,9 @@ impl ProviderRpc for ProviderService {
         &self,
         request: Request<ReadResourceRequest>,
     ) -> Result<Response<ReadResourceResponse>, Status> {
-        let (call, req) = call_info(request, |r: &ReadResourceRequest| r.caller.clone());
+        let (call, req) = call_info(&self.inner.events, request, |r: &ReadResourceRequest| {
+            r.caller.clone()
+        });
         let uri = req.uri;
         let span =
             tracing::debug_span!("read_resource", %uri, correlation_id = %call.correlation_id);
@@ -194,7 +199,9 @@ impl ProviderRpc for ProviderService {
         &self,
         request: Request<GetPromptRequest>,
     ) -> Result<Response<GetPromptResponse>, Status> {
-        let (call, req) = call_info(request, |r: &GetPromptRequest| r.caller.clone());
+        let (call, req) = call_info(&self.inner.events, request, |r: &GetPromptRequest| {
+            r.caller.clone()
+        });
         let span = tracing::debug_span!("get_prompt", name = %req.name, correlation_id = %call.correlation_id);
         let prompt = self
             .inner
@@ -223,12 +230,26 @@ impl ProviderRpc for ProviderService {
 
     type StreamStream = EventStream;
 
+    /// Every event published from now on, until the gateway hangs up.
     async fn stream(
         &self,
-        _request: Request<StreamRequest>,
+        request: Request<StreamRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        // Events are not supported by the SDK yet; the contract allows this.
-        Err(Status::unimplemented("this provider publishes no events"))
+        tracing::debug!(correlation_id = correlation_id(&request), "Stream opened");
+        let rx = self.inner.events.subscribe();
+        let events = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|item| {
+            futures::future::ready(match item {
+                Ok(ev) => Some(Ok(ev)),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "gateway reads events too slowly; some were dropped"
+                    );
+                    None
+                }
+            })
+        });
+        Ok(Response::new(Box::pin(events)))
     }
 }
 
@@ -350,7 +371,11 @@ impl Stream for ResultStream {
 }
 
 /// Pulls caller, correlation ID and deadline out of a request.
-fn call_info<T>(request: Request<T>, caller: impl FnOnce(&T) -> Option<Caller>) -> (CallInfo, T) {
+fn call_info<T>(
+    events: &crate::Publisher,
+    request: Request<T>,
+    caller: impl FnOnce(&T) -> Option<Caller>,
+) -> (CallInfo, T) {
     let correlation_id = correlation_id(&request).to_owned();
     let deadline = request
         .metadata()
@@ -365,6 +390,7 @@ fn call_info<T>(request: Request<T>, caller: impl FnOnce(&T) -> Option<Caller>) 
         meta: None,
         deadline,
         token: CancellationToken::new(),
+        events: events.clone(),
     };
     (info, req)
 }

@@ -331,8 +331,39 @@ async fn prompts() {
 }
 
 #[tokio::test]
-async fn stream_is_unimplemented() {
-    let (_p, mut client, _) = spawn().await;
-    let err = client.stream(StreamRequest::default()).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+async fn stream_broadcasts_published_events_to_every_open_stream() {
+    let (builder, _) = provider();
+    let publisher = builder.events();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = builder.spawn(listener).await.unwrap();
+    let mut a = connect(&running).await;
+    let mut b = connect(&running).await;
+    let mut sa = a
+        .stream(StreamRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut sb = b
+        .stream(StreamRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = publisher
+        .event("t.v1")
+        .subject("x://1")
+        .json(&json!({"n": 1}))
+        .publish()
+        .await
+        .unwrap();
+    for s in [&mut sa, &mut sb] {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(2), s.message())
+            .await
+            .expect("event within 2s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.id, id);
+        assert_eq!(ev.r#type, "t.v1");
+        assert_eq!(ev.spec_version, "1.0");
+        assert!(ev.source.starts_with("/providers/"), "{}", ev.source);
+    }
 }

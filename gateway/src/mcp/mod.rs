@@ -5,18 +5,20 @@
 
 mod sessions;
 
-pub use sessions::Sessions;
+pub use sessions::{SessionState, Sessions};
 
 use std::sync::Arc;
 
+#[allow(deprecated)] // logging/setLevel: deprecated in rmcp, valid in 2025-11-25
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
         Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
         ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-        SubscriptionFilter, Tool,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+        ResourceContents, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
     },
     service::{NotificationContext, RequestContext, SubscriptionContext},
 };
@@ -24,31 +26,52 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
+use crate::events::{Events, RECENT_URI};
 use mcp_gateway_proto::{CORRELATION_ID_HEADER, provider as pb};
 
 /// Header naming the calling agent (identity proper comes with auth).
 pub const AGENT_HEADER: &str = "x-agent-name";
 
+/// One per MCP session: clones share the session's subscriptions, so use
+/// [`GatewayHandler::for_new_session`] to serve another session.
 #[derive(Clone)]
 pub struct GatewayHandler {
     dispatcher: Arc<Dispatcher>,
     sessions: Arc<Sessions>,
     /// Fires when the transport's input ends (stdio EOF).
     closing: CancellationToken,
+    events: Arc<Events>,
+    session: Arc<SessionState>,
 }
 
 impl GatewayHandler {
-    pub fn new(dispatcher: Arc<Dispatcher>, sessions: Arc<Sessions>) -> Self {
+    pub fn new(dispatcher: Arc<Dispatcher>, sessions: Arc<Sessions>, events: Arc<Events>) -> Self {
         Self {
             dispatcher,
             sessions,
             closing: CancellationToken::new(),
+            events,
+            session: Arc::default(),
         }
     }
 
     pub fn with_closing(mut self, closing: CancellationToken) -> Self {
         self.closing = closing;
         self
+    }
+
+    /// The same gateway with fresh per-session state.
+    pub fn for_new_session(&self) -> Self {
+        Self {
+            session: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    fn recent_resource() -> Resource {
+        Resource::new(RECENT_URI, "recent-events")
+            .with_description("The gateway's most recent events (CloudEvents, JSON), newest last.")
+            .with_mime_type("application/json")
     }
 
     /// Identity and correlation for one request. Over HTTP the correlation ID
@@ -99,6 +122,7 @@ fn forwarded_meta(ctx: &RequestContext<RoleServer>) -> Option<rmcp::model::JsonO
 }
 
 impl ServerHandler for GatewayHandler {
+    #[allow(deprecated)] // logging capability, for 2025-11-25 sessions
     fn get_info(&self) -> ServerConfig {
         let caps = ServerCapabilities::builder()
             .enable_tools()
@@ -107,6 +131,8 @@ impl ServerHandler for GatewayHandler {
             .enable_prompts_list_changed()
             .enable_resources()
             .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .enable_logging()
             .build();
         InitializeResult::new(caps)
             .with_server_info(Implementation::new(
@@ -119,7 +145,7 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
-        self.sessions.add_peer(ctx.peer);
+        self.sessions.add_peer(ctx.peer, self.session.clone());
     }
 
     async fn list_tools(
@@ -164,8 +190,9 @@ impl ServerHandler for GatewayHandler {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let items = self.dispatcher.catalog().resources_list.clone();
-        Ok(ListResourcesResult::with_all_items(Vec::clone(&items)))
+        let mut items = Vec::clone(&self.dispatcher.catalog().resources_list);
+        items.push(Self::recent_resource());
+        Ok(ListResourcesResult::with_all_items(items))
     }
 
     async fn list_resource_templates(
@@ -184,6 +211,11 @@ impl ServerHandler for GatewayHandler {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri == RECENT_URI {
+            let text = ResourceContents::text(self.events.recent_json(), RECENT_URI)
+                .with_mime_type("application/json");
+            return Ok(ReadResourceResult::new(vec![text]).into());
+        }
         let cx = self.request_cx(&ctx);
         self.dispatcher
             .read_resource(&cx, &request.uri)
@@ -214,18 +246,54 @@ impl ServerHandler for GatewayHandler {
             .map_err(|e| e.to_mcp(&cx.correlation_id))
     }
 
-    /// 2026-07-28 clients receive list changes on `subscriptions/listen`.
+    /// 2025-11-25 `resources/subscribe`. Any URI is accepted: resources may
+    /// appear later, and updates are keyed by the client-side URI.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.session.subscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.session.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.session.set_log_level(request.level);
+        Ok(())
+    }
+
+    /// 2026-07-28 clients receive list changes and the resource updates they
+    /// ask for on `subscriptions/listen`.
     fn accepted_subscription_filter(
         &self,
-        _requested: &SubscriptionFilter,
+        requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(
-            SubscriptionFilter::builder()
-                .tools_list_changed()
-                .prompts_list_changed()
-                .resources_list_changed()
-                .build(),
-        )
+        let mut accepted = SubscriptionFilter::builder()
+            .tools_list_changed()
+            .prompts_list_changed()
+            .resources_list_changed();
+        if let Some(uris) = requested
+            .resource_subscriptions
+            .as_ref()
+            .filter(|u| !u.is_empty())
+        {
+            accepted = accepted.resource_subscriptions(uris.iter().cloned());
+        }
+        Some(accepted.build())
     }
 
     async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {

@@ -1,8 +1,9 @@
-//! Who to tell when the catalog changes: 2025-11-25 session peers, and
+//! Who to tell when the catalog changes or an event arrives: 2025-11-25
+//! session peers (with their `resources/subscribe` URIs and log level), and
 //! 2026-07-28 `subscriptions/listen` streams.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -10,6 +11,10 @@ use std::{
     time::Duration,
 };
 
+#[allow(deprecated)] // logging is deprecated in rmcp, still valid for 2025-11-25
+use rmcp::model::{
+    LoggingLevel, LoggingMessageNotificationParam, ResourceUpdatedNotificationParam,
+};
 use rmcp::{Peer, RoleServer, service::SubscriptionSink};
 use tokio::sync::broadcast;
 
@@ -18,18 +23,128 @@ use crate::upstream::ListChanges;
 /// One slow client must not hold up the others.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What one 2025-11-25 session asked for.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    uris: Mutex<HashSet<String>>,
+    /// Minimum `notifications/message` severity (rank); none = everything.
+    log_level: Mutex<Option<u8>>,
+}
+
+impl SessionState {
+    pub fn subscribe(&self, uri: &str) {
+        self.uris.lock().expect("uris lock").insert(uri.to_string());
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        self.uris.lock().expect("uris lock").remove(uri);
+    }
+
+    fn wants(&self, uri: &str) -> bool {
+        self.uris.lock().expect("uris lock").contains(uri)
+    }
+
+    #[allow(deprecated)]
+    pub fn set_log_level(&self, level: LoggingLevel) {
+        *self.log_level.lock().expect("level lock") = Some(rank(level));
+    }
+
+    #[allow(deprecated)]
+    fn logs(&self, level: LoggingLevel) -> bool {
+        self.log_level
+            .lock()
+            .expect("level lock")
+            .is_none_or(|min| rank(level) >= min)
+    }
+}
+
+#[allow(deprecated)]
+fn rank(level: LoggingLevel) -> u8 {
+    level as u8
+}
+
+struct PeerEntry {
+    peer: Peer<RoleServer>,
+    state: Arc<SessionState>,
+}
+
 #[derive(Default)]
 pub struct Sessions {
-    peers: Mutex<Vec<Peer<RoleServer>>>,
+    peers: Mutex<Vec<PeerEntry>>,
     sinks: Mutex<HashMap<u64, SubscriptionSink>>,
     next: AtomicU64,
 }
 
 impl Sessions {
-    pub fn add_peer(&self, peer: Peer<RoleServer>) {
+    pub fn add_peer(&self, peer: Peer<RoleServer>, state: Arc<SessionState>) {
         let mut peers = self.peers.lock().expect("peers lock");
-        peers.retain(|p| !p.is_transport_closed());
-        peers.push(peer);
+        peers.retain(|p| !p.peer.is_transport_closed());
+        peers.push(PeerEntry { peer, state });
+    }
+
+    /// Live peers for which `want` holds.
+    fn live_peers(&self, want: impl Fn(&SessionState) -> bool) -> Vec<Peer<RoleServer>> {
+        let mut peers = self.peers.lock().expect("peers lock");
+        peers.retain(|p| !p.peer.is_transport_closed());
+        peers
+            .iter()
+            .filter(|p| want(&p.state))
+            .map(|p| p.peer.clone())
+            .collect()
+    }
+
+    fn all_sinks(&self) -> Vec<SubscriptionSink> {
+        let sinks = self.sinks.lock().expect("sinks lock");
+        sinks.values().cloned().collect()
+    }
+
+    /// `notifications/resources/updated` for a client-side URI: to sessions
+    /// that subscribed to it and to listen streams whose filter names it.
+    pub fn resource_updated(&self, uri: &str) {
+        for peer in self.live_peers(|s| s.wants(uri)) {
+            let p = ResourceUpdatedNotificationParam::new(uri);
+            tokio::spawn(async move {
+                match tokio::time::timeout(SEND_TIMEOUT, peer.notify_resource_updated(p)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "resource update not delivered"),
+                    Err(_) => tracing::debug!("resource update delivery timed out"),
+                }
+            });
+        }
+        for sink in self.all_sinks() {
+            let wanted = sink
+                .accepted()
+                .resource_subscriptions
+                .as_ref()
+                .is_some_and(|u| u.iter().any(|u| u == uri));
+            if !wanted {
+                continue;
+            }
+            let uri = uri.to_string();
+            tokio::spawn(async move {
+                if let Ok(Err(e)) =
+                    tokio::time::timeout(SEND_TIMEOUT, sink.notify_resource_updated(uri)).await
+                {
+                    tracing::debug!(error = %e, "resource update not delivered to subscription");
+                }
+            });
+        }
+    }
+
+    /// `notifications/message` to 2025-11-25 sessions (2026-07-28 has no
+    /// logging on listen streams; they can read `events://recent`).
+    #[allow(deprecated)]
+    pub fn log(&self, param: LoggingMessageNotificationParam) {
+        for peer in self.live_peers(|s| s.logs(param.level)) {
+            let p = param.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(SEND_TIMEOUT, peer.notify_logging_message(p)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "log message not delivered"),
+                    Err(_) => tracing::debug!("log message delivery timed out"),
+                }
+            });
+        }
     }
 
     pub fn add_sink(&self, sink: SubscriptionSink) -> u64 {
@@ -44,9 +159,7 @@ impl Sessions {
 
     /// Live sessions plus open subscriptions.
     pub fn count(&self) -> usize {
-        let mut peers = self.peers.lock().expect("peers lock");
-        peers.retain(|p| !p.is_transport_closed());
-        peers.len() + self.sinks.lock().expect("sinks lock").len()
+        self.live_peers(|_| true).len() + self.sinks.lock().expect("sinks lock").len()
     }
 
     /// Forwards catalog changes to every client until the registry goes away.
@@ -69,12 +182,7 @@ impl Sessions {
     }
 
     fn notify(&self, ch: ListChanges) {
-        let peers: Vec<_> = {
-            let mut peers = self.peers.lock().expect("peers lock");
-            peers.retain(|p| !p.is_transport_closed());
-            peers.clone()
-        };
-        for peer in peers {
+        for peer in self.live_peers(|_| true) {
             tokio::spawn(async move {
                 let send = async {
                     if ch.tools {
@@ -95,14 +203,7 @@ impl Sessions {
                 }
             });
         }
-        let sinks: Vec<_> = self
-            .sinks
-            .lock()
-            .expect("sinks lock")
-            .values()
-            .cloned()
-            .collect();
-        for sink in sinks {
+        for sink in self.all_sinks() {
             tokio::spawn(async move {
                 let send = async {
                     if ch.tools {

@@ -156,6 +156,23 @@ impl Upstream {
             .map(|r| r.into_inner())
     }
 
+    /// The provider's events, open until either side ends it (no deadline).
+    pub async fn stream(
+        &self,
+        correlation_id: &str,
+    ) -> Result<tonic::Streaming<mcp_gateway_proto::cloudevents::CloudEvent>, Status> {
+        let mut req = Request::new(pb::StreamRequest {
+            caller: Some(pb::Caller {
+                principal: "mcp-gateway".into(),
+                ..Default::default()
+            }),
+        });
+        if let Ok(v) = MetadataValue::try_from(correlation_id) {
+            req.metadata_mut().insert(CORRELATION_ID_HEADER, v);
+        }
+        self.client().stream(req).await.map(|r| r.into_inner())
+    }
+
     pub async fn get_prompt(
         &self,
         req: pb::GetPromptRequest,

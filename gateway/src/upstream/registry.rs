@@ -7,8 +7,11 @@
 //! [`ListChanges`] for the MCP layer to turn into list_changed notifications.
 
 use std::{
-    sync::{Arc, Mutex},
-    time::SystemTime,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
 };
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -70,6 +73,8 @@ struct Slot {
     last_items: ArcSwapOption<ProviderItems>,
     state: Mutex<(ProviderState, Option<SystemTime>, Option<String>)>,
     poke: Notify,
+    /// Bumped whenever the provider is (re)discovered with new items.
+    generation: AtomicU64,
 }
 
 pub struct Registry {
@@ -94,6 +99,7 @@ impl Registry {
                     last_items: ArcSwapOption::empty(),
                     state: Mutex::new((ProviderState::Connecting, None, None)),
                     poke: Notify::new(),
+                    generation: AtomicU64::new(0),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -155,6 +161,28 @@ impl Registry {
         if let Some(s) = self.slots.iter().find(|s| s.upstream.name() == provider) {
             s.poke.notify_one();
         }
+    }
+
+    /// Every configured provider's connection.
+    pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
+        self.slots.iter().map(|s| s.upstream.clone()).collect()
+    }
+
+    /// A provider's state and discovery generation (changes when it is
+    /// rediscovered), or `None` if it is not configured.
+    pub fn generation(&self, provider: &str) -> Option<(ProviderState, u64)> {
+        let s = self.slots.iter().find(|s| s.upstream.name() == provider)?;
+        let state = s.state.lock().expect("state lock").0;
+        Some((state, s.generation.load(Ordering::Relaxed)))
+    }
+
+    pub fn retry_interval(&self) -> Duration {
+        self.discovery.retry_interval
+    }
+
+    /// Resolves once [`Registry::stop`] was called.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
     }
 
     pub fn statuses(&self) -> Vec<ProviderStatus> {
@@ -244,6 +272,7 @@ impl Registry {
                     if was == ProviderState::Ready { "changed" } else { "ready" }
                 );
                 slot.items.store(Some(Arc::new(items)));
+                slot.generation.fetch_add(1, Ordering::Relaxed);
                 self.rebuild();
             }
             Err(status) => {

@@ -247,6 +247,10 @@ pub struct Recorder {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     pub tools_changed: Arc<Notify>,
     pub tools_changed_seen: Arc<AtomicBool>,
+    /// `notifications/message` data, in arrival order.
+    pub logs: Arc<Mutex<Vec<Value>>>,
+    /// `notifications/resources/updated` URIs, in arrival order.
+    pub updated: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for Recorder {
@@ -265,6 +269,23 @@ impl ClientHandler for Recorder {
     async fn on_tool_list_changed(&self, _cx: NotificationContext<RoleClient>) {
         self.tools_changed_seen.store(true, Ordering::SeqCst);
         self.tools_changed.notify_waiters();
+    }
+
+    #[allow(deprecated)] // logging: deprecated in rmcp, valid in 2025-11-25
+    async fn on_logging_message(
+        &self,
+        p: rmcp::model::LoggingMessageNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.logs.lock().unwrap().push(p.data);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        p: rmcp::model::ResourceUpdatedNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.updated.lock().unwrap().push(p.uri);
     }
 }
 

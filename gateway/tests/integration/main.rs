@@ -4,6 +4,8 @@
 
 mod cli;
 mod common;
+mod events;
+mod events_nats;
 mod failures;
 pub mod inspector;
 mod operations;

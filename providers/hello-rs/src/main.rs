@@ -1,9 +1,14 @@
 //! hello-rs: the reference provider, built with mcp-provider-sdk.
 //!
-//! Offers `echo.v1`, `sum.v1`, the `hello://greeting` resource and the
-//! `hello-plan` prompt. Tool schemas live in `schemas/` (shared with
-//! providers in other languages) and are embedded at compile time, so the
-//! binary is self-contained.
+//! Offers `echo.v1`, `sum.v1`, `touch-greeting.v1`, the `hello://greeting`
+//! resource and the `hello-plan` prompt. Tool schemas live in `schemas/`
+//! (shared with providers in other languages) and are embedded at compile
+//! time, so the binary is self-contained.
+//!
+//! Events (docs/events.md): every echo call publishes `ECHOED`, and
+//! `touch-greeting.v1` publishes a resource-updated event for
+//! `hello://greeting`. They go to the gateway over the `Stream` RPC, and to
+//! NATS JetStream subject `hello.events` when `--nats-url` is given.
 
 mod sum;
 
@@ -18,7 +23,18 @@ struct Cli {
     /// Address to serve the Provider gRPC service on.
     #[arg(long, env = "HELLO_RS_LISTEN", default_value = "127.0.0.1:50052")]
     listen: String,
+    /// Also publish events to NATS JetStream at this URL (e.g. nats://127.0.0.1:4222).
+    #[arg(long, env = "HELLO_RS_NATS_URL")]
+    nats_url: Option<String>,
+    /// JetStream subject for events.
+    #[arg(long, env = "HELLO_RS_NATS_SUBJECT", default_value = "hello.events")]
+    nats_subject: String,
 }
+
+/// The event type published for each echo call.
+pub const ECHOED: &str = "io.mcp-gateway.hello-rs.echoed";
+/// The resource `touch-greeting.v1` reports as updated.
+pub const GREETING_URI: &str = "hello://greeting";
 
 #[derive(Deserialize, JsonSchema)]
 struct EchoArgs {
@@ -30,8 +46,21 @@ struct SumArgs {
     numbers: Vec<Number>,
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct NoArgs {}
+
 fn echo() -> Tool {
-    Tool::new("echo.v1", |args: EchoArgs, _ctx| async move {
+    Tool::new("echo.v1", |args: EchoArgs, ctx: Context| async move {
+        // In the background: a slow or absent NATS must not slow the echo.
+        let event = ctx
+            .events()
+            .event(ECHOED)
+            .json(&json!({ "message": args.message, "correlation_id": ctx.correlation_id() }));
+        tokio::spawn(async move {
+            if let Err(e) = event.publish().await {
+                tracing::warn!(error = %e, "echo event not published to NATS");
+            }
+        });
         Ok(ToolOutput::text(&args.message).with_structured(json!({ "message": args.message })))
     })
     .title("Echo")
@@ -53,6 +82,20 @@ fn sum() -> Tool {
     .output_schema(schema(include_str!("../../../schemas/sum.output.json")))
     .read_only(true)
     .idempotent(true)
+}
+
+fn touch_greeting() -> Tool {
+    Tool::new("touch-greeting.v1", |_args: NoArgs, ctx: Context| async move {
+        let id = ctx
+            .events()
+            .resource_updated(GREETING_URI)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ToolOutput::text(format!("{GREETING_URI} updated (event {id})")))
+    })
+    .title("Touch greeting")
+    .description("Reports hello://greeting as updated, so subscribed clients get notifications/resources/updated.")
+    .idempotent(false)
 }
 
 fn greeting() -> Resource {
@@ -87,6 +130,7 @@ fn provider() -> ProviderBuilder {
         .version(env!("CARGO_PKG_VERSION"))
         .tool(echo())
         .tool(sum())
+        .tool(touch_greeting())
         .resource(greeting())
         .prompt(hello_plan())
 }
@@ -100,7 +144,15 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    provider().serve(&cli.listen).await?;
+    let provider = provider();
+    if let Some(url) = &cli.nats_url {
+        provider
+            .events()
+            .connect_nats(url, cli.nats_subject.clone())
+            .await?;
+        tracing::info!(subject = %cli.nats_subject, "publishing events to NATS JetStream");
+    }
+    provider.serve(&cli.listen).await?;
     Ok(())
 }
 

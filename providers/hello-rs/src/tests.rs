@@ -154,3 +154,48 @@ async fn bad_arguments_name_the_problem() {
         r#"invalid arguments: invalid type: string "x", expected a sequence"#
     );
 }
+
+#[tokio::test]
+async fn echo_and_touch_publish_events_on_the_stream() {
+    use mcp_provider_sdk::proto::StreamRequest;
+    let running = start().await;
+    let mut client = ProviderClient::connect(format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    let mut events = client
+        .stream(StreamRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    for (tool, args) in [
+        ("echo.v1", json!({"message": "evt"})),
+        ("touch-greeting.v1", json!({})),
+    ] {
+        let req = InvokeRequest {
+            tool: tool.into(),
+            arguments: serde_json::to_vec(&args).unwrap(),
+            ..Default::default()
+        };
+        let mut s = client.invoke(req).await.unwrap().into_inner();
+        while s.message().await.unwrap().is_some() {}
+    }
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(2), events.message())
+            .await
+            .expect("event within 2s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.source, "/providers/hello-rs");
+        assert_eq!(ev.spec_version, "1.0");
+        seen.push(ev);
+    }
+    seen.sort_by(|a, b| a.r#type.cmp(&b.r#type));
+    assert_eq!(seen[0].r#type, super::ECHOED);
+    assert!(
+        matches!(&seen[0].data, Some(mcp_provider_sdk::cloudevents::cloud_event::Data::TextData(t)) if t.contains("evt"))
+    );
+    assert_eq!(seen[1].r#type, mcp_provider_sdk::events::RESOURCE_UPDATED);
+    let subject = &seen[1].attributes["subject"];
+    assert!(format!("{subject:?}").contains(super::GREETING_URI));
+}

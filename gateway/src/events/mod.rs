@@ -1,0 +1,325 @@
+//! Events in, MCP notifications out (docs/events.md).
+//!
+//! Two sources feed one pipeline: NATS JetStream when `events.nats` is
+//! configured (durable, replays after restarts), otherwise each live
+//! provider's `Stream` RPC. Every event is deduplicated by `source` + `id`,
+//! then turned into `notifications/resources/updated`, a provider
+//! re-discovery, or a log message, and kept in the `events://recent` ring.
+
+mod cloudevent;
+pub mod config;
+mod nats;
+mod stream_rpc;
+
+pub use cloudevent::{Malformed, from_headers, from_json, from_proto};
+pub use config::{Credentials, EventsConfig, NatsConfig};
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use cloudevents::{AttributesReader, Event};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::{mcp::Sessions, upstream::Registry};
+
+/// `subject` is the provider's resource URI → `notifications/resources/updated`.
+pub const RESOURCE_UPDATED: &str = "io.mcp-gateway.resource.updated";
+/// The provider's tools/resources/prompts changed → re-discovery.
+pub const CAPABILITIES_CHANGED: &str = "io.mcp-gateway.capabilities.changed";
+/// The resource holding the most recent events.
+pub const RECENT_URI: &str = "events://recent";
+/// Provider events carry `source: /providers/{name}`.
+pub const PROVIDER_SOURCE_PREFIX: &str = "/providers/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// Names the reference (path or variable), never the secret.
+    #[error("cannot read NATS credentials from {reference}: {reason}")]
+    Credentials { reference: String, reason: String },
+    #[error("cannot connect to NATS: {0}")]
+    Connect(String),
+    #[error("JetStream {what}: {reason}")]
+    JetStream { what: &'static str, reason: String },
+    #[error("the JetStream message stream ended")]
+    Ended,
+}
+
+/// Where the NATS consumer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatsState {
+    /// No `events.nats`: events come from the providers' `Stream` RPC.
+    Disabled,
+    Connecting,
+    Connected,
+    /// Lost or never reached; retried with backoff.
+    Disconnected,
+}
+
+/// Counters for `/ready` (and a future `/metrics`). Monotonic except gauges.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    pub received: AtomicU64,
+    pub handled: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub malformed: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub acked: AtomicU64,
+    pub ack_failures: AtomicU64,
+    pub nats_connects: AtomicU64,
+    /// Gauge: `Stream` RPCs currently open.
+    pub streams_open: AtomicU64,
+}
+
+/// A point-in-time view of the pipeline. Never contains credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventStats {
+    pub source: &'static str,
+    pub nats: NatsState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_error: Option<String>,
+    pub received: u64,
+    pub handled: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+    pub dead_lettered: u64,
+    pub acked: u64,
+    pub ack_failures: u64,
+    pub nats_connects: u64,
+    pub streams_open: u64,
+}
+
+/// What a test (or a future subscriber) sees for every handled event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandledEvent {
+    pub source: String,
+    pub id: String,
+    pub ty: String,
+    pub provider: Option<String>,
+}
+
+/// Whether an event went through the pipeline or was a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Handled,
+    Duplicate,
+}
+
+pub struct Events {
+    config: EventsConfig,
+    registry: Arc<Registry>,
+    sessions: Arc<Sessions>,
+    /// `source` + `id` seen recently. moka: bounded and per-entry TTL in one
+    /// maintained crate, with atomic insert-if-absent (`entry().or_insert`).
+    seen: moka::sync::Cache<String, ()>,
+    recent: Mutex<VecDeque<serde_json::Value>>,
+    counters: EventCounters,
+    nats: Mutex<(NatsState, Option<String>)>,
+    tap: broadcast::Sender<HandledEvent>,
+    stop: CancellationToken,
+}
+
+impl Events {
+    pub fn new(
+        config: EventsConfig,
+        registry: Arc<Registry>,
+        sessions: Arc<Sessions>,
+    ) -> Arc<Self> {
+        let seen = moka::sync::Cache::builder()
+            .max_capacity(config.dedup_capacity)
+            .time_to_live(config.dedup_window)
+            .build();
+        let state = if config.nats.is_some() {
+            NatsState::Connecting
+        } else {
+            NatsState::Disabled
+        };
+        Arc::new(Self {
+            recent: Mutex::new(VecDeque::with_capacity(config.recent)),
+            config,
+            registry,
+            sessions,
+            seen,
+            counters: EventCounters::default(),
+            nats: Mutex::new((state, None)),
+            tap: broadcast::channel(4096).0,
+            stop: CancellationToken::new(),
+        })
+    }
+
+    /// Starts the NATS consumer, or a `Stream` subscriber per provider.
+    pub fn start(self: &Arc<Self>) {
+        match self.config.nats.clone() {
+            Some(cfg) => {
+                tokio::spawn(nats::run(self.clone(), cfg));
+            }
+            None => stream_rpc::spawn_all(self),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    pub fn counters(&self) -> &EventCounters {
+        &self.counters
+    }
+
+    pub fn stats(&self) -> EventStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (nats, nats_error) = self.nats.lock().expect("nats lock").clone();
+        EventStats {
+            source: if self.config.nats.is_some() {
+                "nats"
+            } else {
+                "stream_rpc"
+            },
+            nats,
+            nats_error,
+            received: get(&c.received),
+            handled: get(&c.handled),
+            duplicates: get(&c.duplicates),
+            malformed: get(&c.malformed),
+            dead_lettered: get(&c.dead_lettered),
+            acked: get(&c.acked),
+            ack_failures: get(&c.ack_failures),
+            nats_connects: get(&c.nats_connects),
+            streams_open: get(&c.streams_open),
+        }
+    }
+
+    /// Every handled (not duplicate, not malformed) event, as it happens.
+    pub fn tap(&self) -> broadcast::Receiver<HandledEvent> {
+        self.tap.subscribe()
+    }
+
+    /// The `events://recent` body: a JSON array, oldest first.
+    pub fn recent_json(&self) -> String {
+        let recent = self.recent.lock().expect("recent lock");
+        serde_json::to_string_pretty(&*recent).unwrap_or_else(|_| "[]".into())
+    }
+
+    fn set_nats(&self, state: NatsState, error: Option<String>) {
+        *self.nats.lock().expect("nats lock") = (state, error);
+    }
+
+    /// Counts and logs an event that could not be parsed.
+    fn malformed(&self, reason: &Malformed, origin: &str) {
+        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(origin, reason = %reason, "malformed event dropped");
+    }
+
+    /// Runs one well-formed event through the pipeline. `provider` is known
+    /// for the `Stream` RPC; for NATS it comes from `source`.
+    pub fn handle(&self, ev: Event, provider: Option<&str>) -> Outcome {
+        let key = format!("{}\n{}", ev.source(), ev.id());
+        if !self.seen.entry(key).or_insert(()).is_fresh() {
+            self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(source = %ev.source(), id = ev.id(), "duplicate event dropped");
+            return Outcome::Duplicate;
+        }
+        let provider = provider
+            .map(str::to_string)
+            .or_else(|| provider_of_source(ev.source().as_str()));
+        let record = self.deliver(&ev, provider.as_deref());
+        self.remember(record);
+        self.counters.handled.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tap.send(HandledEvent {
+            source: ev.source().to_string(),
+            id: ev.id().to_string(),
+            ty: ev.ty().to_string(),
+            provider,
+        });
+        Outcome::Handled
+    }
+
+    /// Turns the event into MCP effects; returns its `events://recent` entry.
+    fn deliver(&self, ev: &Event, provider: Option<&str>) -> serde_json::Value {
+        let mut record = serde_json::json!({
+            "id": ev.id(),
+            "source": ev.source().as_str(),
+            "type": ev.ty(),
+            "subject": ev.subject(),
+            "time": ev.time().map(|t| t.to_rfc3339()),
+            "provider": provider,
+            "data": cloudevent::data_json(ev),
+        });
+        match (ev.ty(), ev.subject()) {
+            (RESOURCE_UPDATED, Some(uri)) => {
+                let uri = match provider {
+                    Some(p) => self.registry.catalog().client_uri(p, uri),
+                    None => uri.to_string(),
+                };
+                tracing::debug!(uri, "resource updated");
+                self.sessions.resource_updated(&uri);
+                record["subject"] = uri.into();
+            }
+            (CAPABILITIES_CHANGED, _) if provider.is_some() => {
+                let p = provider.unwrap_or_default();
+                tracing::info!(provider = p, "capabilities changed; re-discovering");
+                self.registry.poke(p);
+            }
+            _ => {
+                #[allow(deprecated)] // logging is still valid for 2025-11-25
+                self.sessions.log(
+                    rmcp::model::LoggingMessageNotificationParam::new(
+                        rmcp::model::LoggingLevel::Info,
+                        record.clone(),
+                    )
+                    .with_logger(provider.unwrap_or("events")),
+                );
+            }
+        }
+        record
+    }
+
+    fn remember(&self, record: serde_json::Value) {
+        {
+            let mut recent = self.recent.lock().expect("recent lock");
+            if recent.len() == self.config.recent {
+                recent.pop_front();
+            }
+            recent.push_back(record);
+        }
+        self.sessions.resource_updated(RECENT_URI);
+    }
+}
+
+/// `/providers/{name}` → `name`.
+fn provider_of_source(source: &str) -> Option<String> {
+    let name = source.strip_prefix(PROVIDER_SOURCE_PREFIX)?;
+    crate::config::valid_provider_name(name).then(|| name.to_string())
+}
+
+/// Exponential backoff for reconnects: 100 ms doubling up to `max`.
+struct Backoff {
+    next: std::time::Duration,
+    max: std::time::Duration,
+}
+
+impl Backoff {
+    fn new(max: std::time::Duration) -> Self {
+        Self {
+            next: std::time::Duration::from_millis(100),
+            max,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = std::time::Duration::from_millis(100);
+    }
+
+    fn next(&mut self) -> std::time::Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+}

@@ -1,0 +1,91 @@
+//! The embedded event source: each live provider's `Stream` RPC, used when
+//! NATS is not configured. Best effort: events sent while no stream is open
+//! are lost (NATS is the durable path).
+
+use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use tonic::Code;
+
+use super::{Backoff, Events, cloudevent};
+use crate::upstream::{ProviderState, Upstream};
+
+pub(super) fn spawn_all(events: &Arc<Events>) {
+    for up in events.registry.upstreams() {
+        tokio::spawn(run(events.clone(), up));
+    }
+}
+
+/// Subscribes while the provider is up and resubscribes after a disconnect.
+/// UNIMPLEMENTED means "no events": wait until the provider is rediscovered.
+async fn run(events: Arc<Events>, up: Arc<Upstream>) {
+    let name = up.name().to_string();
+    let mut gave_up_at = None;
+    let mut backoff = Backoff::new(Duration::from_secs(5));
+    loop {
+        let (state, generation) = events
+            .registry
+            .generation(&name)
+            .unwrap_or((ProviderState::Down, 0));
+        let wait = if state != ProviderState::Ready || gave_up_at == Some(generation) {
+            events.registry.retry_interval()
+        } else {
+            match up.stream(&format!("events-{}", uuid::Uuid::new_v4())).await {
+                Ok(stream) => {
+                    tracing::info!(provider = %name, "subscribed to provider events");
+                    backoff.reset();
+                    read(&events, &name, stream).await;
+                    backoff.next()
+                }
+                Err(status) if status.code() == Code::Unimplemented => {
+                    tracing::debug!(provider = %name, "provider publishes no events");
+                    gave_up_at = Some(generation);
+                    continue;
+                }
+                Err(status) => {
+                    tracing::debug!(provider = %name, error = %status, "event stream failed");
+                    backoff.next()
+                }
+            }
+        };
+        tokio::select! {
+            _ = events.stop.cancelled() => return,
+            _ = events.registry.stopped() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn read(
+    events: &Events,
+    name: &str,
+    mut stream: tonic::Streaming<mcp_gateway_proto::cloudevents::CloudEvent>,
+) {
+    events.counters.streams_open.fetch_add(1, Ordering::Relaxed);
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = events.stop.cancelled() => break,
+            item = stream.message() => item,
+        };
+        match item {
+            Ok(Some(pb)) => {
+                events.counters.received.fetch_add(1, Ordering::Relaxed);
+                match cloudevent::from_proto(pb) {
+                    Ok(ev) => {
+                        events.handle(ev, Some(name));
+                    }
+                    Err(reason) => events.malformed(&reason, name),
+                }
+            }
+            Ok(None) => {
+                tracing::info!(provider = %name, "provider ended its event stream");
+                break;
+            }
+            Err(status) => {
+                tracing::info!(provider = %name, error = %status, "provider event stream lost; resubscribing");
+                break;
+            }
+        }
+    }
+    events.counters.streams_open.fetch_sub(1, Ordering::Relaxed);
+}
