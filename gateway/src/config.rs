@@ -38,7 +38,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the Streamable HTTP front door.
@@ -100,14 +100,14 @@ impl Default for Naming {
 }
 
 /// Per-provider override of [`Naming`]; unset fields inherit the global value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NamingOverride {
     pub separator: Option<String>,
     pub prefix: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest accepted request body and largest accepted provider response.
@@ -122,7 +122,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Discovery {
     /// First wait before an unavailable provider is tried again; it doubles
@@ -148,7 +148,7 @@ impl Default for Discovery {
 }
 
 /// The audit log (see docs/operations.md for its guarantee).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Audit {
     /// JSONL file, appended to; no audit log when unset.
@@ -168,7 +168,7 @@ impl Default for Audit {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Lowercase letters, digits and `-`, starting with a letter. It prefixes
@@ -225,7 +225,7 @@ fn default_max_concurrency() -> usize {
     256
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     /// Consecutive provider failures that open the breaker.
@@ -246,7 +246,7 @@ impl Default for BreakerConfig {
 /// Retries apply only to calls that are safe to repeat: reads, prompts, and
 /// tools annotated read-only or idempotent, and never after progress was
 /// relayed. All attempts share the call's one deadline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retries {
     /// Attempts in all, including the first; 1 turns retries off.
@@ -264,7 +264,7 @@ impl Default for Retries {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     #[serde(with = "humantime_serde")]

@@ -21,6 +21,60 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a SIGTERMed process gets before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The running managed providers, by provider name, with the launch
+/// settings each was started with.
+#[derive(Default)]
+pub struct Launched {
+    running:
+        std::collections::HashMap<String, (Launch, CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+impl Launched {
+    /// Starts, stops or restarts processes so they match `config`.
+    pub async fn sync(&mut self, config: &crate::config::Config, registry: &Arc<Registry>) {
+        let wanted: std::collections::HashMap<&str, &Launch> = config
+            .providers
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), p.launch.as_ref()?)))
+            .collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, (launch, _, _))| wanted.get(name.as_str()) != Some(&launch))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some((_, stop, task)) = self.running.remove(&name) {
+                stop.cancel();
+                let _ = task.await;
+            }
+        }
+        for (name, launch) in wanted {
+            if !self.running.contains_key(name) {
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(supervise(
+                    name.to_string(),
+                    launch.clone(),
+                    config.base_dir.clone(),
+                    registry.clone(),
+                    stop.clone(),
+                ));
+                self.running
+                    .insert(name.to_string(), (launch.clone(), stop, task));
+            }
+        }
+    }
+
+    pub async fn stop_all(&mut self) {
+        for (_, (_, stop, _)) in self.running.iter() {
+            stop.cancel();
+        }
+        for (_, (_, _, task)) in self.running.drain() {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Supervises one provider process until `stop` fires; resolves once the
 /// process is gone.
 pub async fn supervise(

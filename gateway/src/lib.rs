@@ -22,6 +22,7 @@ pub mod http;
 pub mod launch;
 pub mod mcp;
 pub mod naming;
+pub mod reload;
 pub mod schema;
 mod stdio;
 pub mod telemetry;
@@ -56,13 +57,14 @@ pub struct Gateway {
 }
 
 struct Inner {
-    config: Config,
+    /// Replaced by [`Gateway::reload`].
+    config: arc_swap::ArcSwap<Config>,
     registry: Arc<Registry>,
     dispatcher: Arc<Dispatcher>,
     sessions: Arc<Sessions>,
-    /// Managed provider processes, stopped after the front doors close.
-    launched: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    stop_launched: tokio_util::sync::CancellationToken,
+    /// Managed provider processes by provider name, stopped after the front
+    /// doors close (or when a reload removes or changes them).
+    launched: tokio::sync::Mutex<launch::Launched>,
     events: Arc<Events>,
 }
 
@@ -88,21 +90,8 @@ impl Gateway {
         };
         let sessions = Arc::new(Sessions::default());
         sessions.spawn_forwarder(registry.subscribe());
-        let stop_launched = tokio_util::sync::CancellationToken::new();
-        let launched = config
-            .providers
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), p.launch.clone()?)))
-            .map(|(name, launch)| {
-                tokio::spawn(launch::supervise(
-                    name,
-                    launch,
-                    config.base_dir.clone(),
-                    registry.clone(),
-                    stop_launched.clone(),
-                ))
-            })
-            .collect();
+        let mut launched = launch::Launched::default();
+        launched.sync(&config, &registry).await;
         registry.start().await;
         let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
         events.start();
@@ -114,12 +103,11 @@ impl Gateway {
         ));
         Ok(Self {
             inner: Arc::new(Inner {
-                config,
+                config: arc_swap::ArcSwap::from_pointee(config),
                 registry,
                 dispatcher,
                 sessions,
-                launched: std::sync::Mutex::new(launched),
-                stop_launched,
+                launched: tokio::sync::Mutex::new(launched),
                 events,
             }),
         })
@@ -130,15 +118,42 @@ impl Gateway {
     pub async fn stop(&self) {
         self.registry().stop();
         self.events().stop();
-        self.inner.stop_launched.cancel();
-        let handles = std::mem::take(&mut *self.inner.launched.lock().expect("launched lock"));
-        for h in handles {
-            let _ = h.await;
-        }
+        self.inner.launched.lock().await.stop_all().await;
     }
 
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The config in force (a reload replaces it).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.load_full()
+    }
+
+    /// Applies a new, already validated config without a restart: providers
+    /// are added, removed or replaced (unchanged ones keep their connections,
+    /// sessions and in-flight calls are untouched); naming and discovery
+    /// settings take effect; managed processes follow their providers.
+    /// Settings that only apply at startup are reported, not applied.
+    pub async fn reload(&self, mut config: Config) -> Result<reload::Report, ServeError> {
+        let old = self.config();
+        let needs_restart = reload::startup_only_changes(&old, &config);
+        for field in &needs_restart {
+            tracing::warn!(field, "changed in the config; takes effect after a restart");
+        }
+        // Keep what only a restart may change, so config() tells the truth.
+        reload::keep_startup_settings(&old, &mut config);
+        let mut launched = self.inner.launched.lock().await;
+        launched.sync(&config, self.registry()).await;
+        let applied = self.registry().apply(&config).await?;
+        drop(launched);
+        for name in applied.added.iter().chain(&applied.modified) {
+            if let Some(up) = self.registry().upstream(name) {
+                self.events().watch_provider(up);
+            }
+        }
+        self.inner.config.store(Arc::new(config));
+        tracing::info!(added = ?applied.added, removed = ?applied.removed, modified = ?applied.modified, "config reloaded");
+        Ok(reload::Report {
+            applied,
+            needs_restart,
+        })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {

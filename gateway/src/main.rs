@@ -56,7 +56,9 @@ fn main() -> ExitCode {
     }
     telemetry::init_logging();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(run(cli.stdio, config)) {
+    // Watch the file we loaded (not the embedded default) for hot reload.
+    let watch = cli.config.exists().then(|| cli.config.clone());
+    match rt.block_on(run(cli.stdio, config, watch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "mcp-gateway failed");
@@ -81,9 +83,18 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn run(stdio: bool, config: Config) -> anyhow::Result<()> {
+async fn run(stdio: bool, config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
     let gateway = Gateway::start(config).await?;
+    let stop_watching = tokio_util::sync::CancellationToken::new();
+    if let Some(path) = watch {
+        tokio::spawn(mcp_gateway::reload::watch(
+            gateway.clone(),
+            path,
+            stop_watching.clone(),
+        ));
+    }
+    let _stop_watching = stop_watching.drop_guard();
     if stdio {
         gateway.serve_stdio(shutdown_signal()).await?;
     } else {

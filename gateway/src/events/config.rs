@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     /// NATS JetStream source. Absent: the gateway reads each provider's
@@ -31,7 +31,7 @@ impl Default for EventsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// e.g. `nats://127.0.0.1:4222`.

@@ -164,6 +164,14 @@ impl Events {
         }
     }
 
+    /// Follows a provider added or replaced by a config reload (the
+    /// `Stream` path only; NATS subjects do not depend on providers).
+    pub fn watch_provider(self: &Arc<Self>, up: Arc<crate::upstream::Upstream>) {
+        if self.config.nats.is_none() {
+            tokio::spawn(stream_rpc::run(self.clone(), up));
+        }
+    }
+
     pub fn stop(&self) {
         self.stop.cancel();
     }

@@ -17,11 +17,19 @@ pub(super) fn spawn_all(events: &Arc<Events>) {
 
 /// Subscribes while the provider is up and resubscribes after a disconnect.
 /// UNIMPLEMENTED means "no events": wait until the provider is rediscovered.
-async fn run(events: Arc<Events>, up: Arc<Upstream>) {
+pub(super) async fn run(events: Arc<Events>, up: Arc<Upstream>) {
     let name = up.name().to_string();
     let mut gave_up_at = None;
     let mut backoff = Backoff::new(Duration::from_secs(5));
     loop {
+        // Removed or replaced by a config reload: its successor has its own task.
+        if !events
+            .registry
+            .upstream(&name)
+            .is_some_and(|current| Arc::ptr_eq(&current, &up))
+        {
+            return;
+        }
         let (state, generation) = events
             .registry
             .generation(&name)

@@ -4,7 +4,7 @@ mod breaker;
 mod registry;
 
 pub use breaker::{Breaker, BreakerState, Open as BreakerOpen, Permit};
-pub use registry::{ListChanges, ProviderState, ProviderStatus, Registry};
+pub use registry::{Applied, ListChanges, ProviderState, ProviderStatus, Registry};
 
 use std::{
     sync::{

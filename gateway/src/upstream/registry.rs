@@ -75,12 +75,25 @@ struct Slot {
     poke: Notify,
     /// Bumped whenever the provider is (re)discovered with new items.
     generation: AtomicU64,
+    /// Ends this provider's supervisor (removal on reload, or shutdown).
+    stop: CancellationToken,
+}
+
+/// What a reload changed, by provider name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub modified: Vec<String>,
 }
 
 pub struct Registry {
-    naming: Naming,
-    discovery: Discovery,
-    slots: Vec<Slot>,
+    /// Naming and discovery can change on reload.
+    naming: ArcSwap<Naming>,
+    discovery: ArcSwap<Discovery>,
+    max_payload: usize,
+    /// In config order, which is also name-clash priority.
+    slots: ArcSwap<Vec<Arc<Slot>>>,
     catalog: ArcSwap<Catalog>,
     changes: broadcast::Sender<ListChanges>,
     rebuild: Mutex<()>,
@@ -89,29 +102,78 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(config: &Config) -> Result<Arc<Self>, tonic::transport::Error> {
+        let stop = CancellationToken::new();
         let slots = config
             .providers
             .iter()
-            .map(|p| {
-                Ok(Slot {
-                    upstream: Upstream::new(p.clone(), config.limits.max_payload_bytes)?,
-                    items: ArcSwapOption::empty(),
-                    last_items: ArcSwapOption::empty(),
-                    state: Mutex::new((ProviderState::Connecting, None, None)),
-                    poke: Notify::new(),
-                    generation: AtomicU64::new(0),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|p| Slot::new(p.clone(), config.limits.max_payload_bytes, &stop))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(Self {
-            naming: config.naming.clone(),
-            discovery: config.discovery.clone(),
-            slots,
+            naming: ArcSwap::from_pointee(config.naming.clone()),
+            discovery: ArcSwap::from_pointee(config.discovery.clone()),
+            max_payload: config.limits.max_payload_bytes,
+            slots: ArcSwap::from_pointee(slots),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             changes: broadcast::channel(64).0,
             rebuild: Mutex::new(()),
-            stop: CancellationToken::new(),
+            stop,
         }))
+    }
+
+    fn slot(&self, provider: &str) -> Option<Arc<Slot>> {
+        self.slots
+            .load()
+            .iter()
+            .find(|s| s.upstream.name() == provider)
+            .cloned()
+    }
+
+    /// Applies a new config's providers, naming and discovery settings:
+    /// unchanged providers keep their connections, state and items; new ones
+    /// are discovered (concurrently, bounded by their discovery timeout);
+    /// removed ones stop; modified ones are replaced. In-flight calls finish
+    /// on the connection they started on.
+    pub async fn apply(
+        self: &Arc<Self>,
+        config: &Config,
+    ) -> Result<Applied, tonic::transport::Error> {
+        let old = self.slots.load_full();
+        let mut applied = Applied::default();
+        let mut fresh = Vec::new();
+        let mut next = Vec::with_capacity(config.providers.len());
+        for p in &config.providers {
+            match old.iter().find(|s| s.upstream.name() == p.name) {
+                Some(s) if s.upstream.config == *p => next.push(s.clone()),
+                found => {
+                    let slot = Slot::new(p.clone(), self.max_payload, &self.stop)?;
+                    if found.is_some() {
+                        applied.modified.push(p.name.clone());
+                    } else {
+                        applied.added.push(p.name.clone());
+                    }
+                    fresh.push(slot.clone());
+                    next.push(slot);
+                }
+            }
+        }
+        for s in old.iter() {
+            if !next.iter().any(|n| Arc::ptr_eq(n, s)) {
+                s.stop.cancel();
+                if !config.providers.iter().any(|p| p.name == s.upstream.name()) {
+                    applied.removed.push(s.upstream.name().to_string());
+                }
+            }
+        }
+        self.naming.store(Arc::new(config.naming.clone()));
+        self.discovery.store(Arc::new(config.discovery.clone()));
+        self.slots.store(Arc::new(next));
+        self.rebuild();
+        futures::future::join_all(fresh.iter().map(|s| self.first_attempt(s))).await;
+        for s in fresh {
+            let this = self.clone();
+            tokio::spawn(async move { this.supervise(s).await });
+        }
+        Ok(applied)
     }
 
     /// The current catalog snapshot.
@@ -126,20 +188,20 @@ impl Registry {
     /// Discovers every provider concurrently (each bounded by its discovery
     /// timeout), then leaves supervisors running in the background.
     pub async fn start(self: &Arc<Self>) {
-        futures::future::join_all((0..self.slots.len()).map(|i| self.first_attempt(i))).await;
-        for i in 0..self.slots.len() {
+        let slots = self.slots.load_full();
+        futures::future::join_all(slots.iter().map(|s| self.first_attempt(s))).await;
+        for s in slots.iter().cloned() {
             let this = self.clone();
-            tokio::spawn(async move { this.supervise(i).await });
+            tokio::spawn(async move { this.supervise(s).await });
         }
     }
 
     /// A managed provider is still booting when discovery starts: give it
     /// until its discovery timeout to answer.
-    async fn first_attempt(&self, i: usize) {
-        let slot = &self.slots[i];
+    async fn first_attempt(&self, slot: &Arc<Slot>) {
         let deadline = tokio::time::Instant::now() + slot.upstream.config.timeouts.discovery;
         loop {
-            self.attempt(i).await;
+            self.attempt(slot).await;
             let up = slot.items.load().is_some();
             if up
                 || slot.upstream.config.launch.is_none()
@@ -158,26 +220,35 @@ impl Registry {
     /// Asks for an immediate re-check of `provider`, e.g. after a call found
     /// it unavailable, so its items leave the catalog without waiting.
     pub fn poke(&self, provider: &str) {
-        if let Some(s) = self.slots.iter().find(|s| s.upstream.name() == provider) {
+        if let Some(s) = self.slot(provider) {
             s.poke.notify_one();
         }
     }
 
     /// Every configured provider's connection.
     pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
-        self.slots.iter().map(|s| s.upstream.clone()).collect()
+        self.slots
+            .load()
+            .iter()
+            .map(|s| s.upstream.clone())
+            .collect()
+    }
+
+    /// The current connection of `provider`; a reload may replace it.
+    pub fn upstream(&self, provider: &str) -> Option<Arc<Upstream>> {
+        self.slot(provider).map(|s| s.upstream.clone())
     }
 
     /// A provider's state and discovery generation (changes when it is
     /// rediscovered), or `None` if it is not configured.
     pub fn generation(&self, provider: &str) -> Option<(ProviderState, u64)> {
-        let s = self.slots.iter().find(|s| s.upstream.name() == provider)?;
+        let s = self.slot(provider)?;
         let state = s.state.lock().expect("state lock").0;
         Some((state, s.generation.load(Ordering::Relaxed)))
     }
 
     pub fn retry_interval(&self) -> Duration {
-        self.discovery.retry_interval
+        self.discovery.load().retry_interval
     }
 
     /// Resolves once [`Registry::stop`] was called.
@@ -187,6 +258,7 @@ impl Registry {
 
     pub fn statuses(&self) -> Vec<ProviderStatus> {
         self.slots
+            .load()
             .iter()
             .map(|s| {
                 let (mut state, seen, err) = s.state.lock().expect("state lock").clone();
@@ -211,30 +283,29 @@ impl Registry {
             .collect()
     }
 
-    async fn supervise(&self, i: usize) {
-        let slot = &self.slots[i];
+    async fn supervise(&self, slot: Arc<Slot>) {
         let mut failures = 0u32;
         loop {
             let wait = if slot.items.load().is_some() {
                 failures = 0;
-                self.discovery.refresh_interval
+                self.discovery.load().refresh_interval
             } else {
                 failures = failures.saturating_add(1);
                 self.backoff(failures)
             };
             tokio::select! {
-                _ = self.stop.cancelled() => return,
+                _ = slot.stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
                 _ = slot.poke.notified() => {}
             }
-            self.attempt(i).await;
+            self.attempt(&slot).await;
         }
     }
 
     /// Exponential backoff from `retry_interval` to `retry_max`, with ±20%
     /// jitter so a fleet of gateways does not reconnect in lockstep.
     fn backoff(&self, failures: u32) -> std::time::Duration {
-        let d = &self.discovery;
+        let d = self.discovery.load();
         let base = d
             .retry_interval
             .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
@@ -242,8 +313,7 @@ impl Registry {
         base.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
-    async fn attempt(&self, i: usize) {
-        let slot = &self.slots[i];
+    async fn attempt(&self, slot: &Arc<Slot>) {
         let name = slot.upstream.name();
         let known = slot
             .items
@@ -273,7 +343,11 @@ impl Registry {
                 );
                 slot.items.store(Some(Arc::new(items)));
                 slot.generation.fetch_add(1, Ordering::Relaxed);
-                self.rebuild();
+                // A provider removed by a reload while we asked it must not
+                // come back into the catalog.
+                if !slot.stop.is_cancelled() {
+                    self.rebuild();
+                }
             }
             Err(status) => {
                 let err = format!("{:?}: {}", status.code(), status.message());
@@ -308,23 +382,40 @@ impl Registry {
 
     fn rebuild(&self) {
         let _serial = self.rebuild.lock().expect("rebuild lock");
-        let live: Vec<_> = self
-            .slots
+        let slots = self.slots.load();
+        let live: Vec<_> = slots
             .iter()
             .filter_map(|s| s.items.load_full().map(|it| (s.upstream.clone(), it)))
             .collect();
-        let down: Vec<_> = self
-            .slots
+        let down: Vec<_> = slots
             .iter()
             .filter(|s| s.items.load().is_none())
             .filter_map(|s| s.last_items.load_full().map(|it| (s.upstream.clone(), it)))
             .collect();
-        let new = Arc::new(Catalog::build(&live, &down, &self.naming));
+        let new = Arc::new(Catalog::build(&live, &down, &self.naming.load()));
         let old = self.catalog.swap(new.clone());
         let changes = new.changes_since(&old);
         if changes.any() {
             // No receivers is fine: nobody is listening yet.
             let _ = self.changes.send(changes);
         }
+    }
+}
+
+impl Slot {
+    fn new(
+        config: crate::config::ProviderConfig,
+        max_payload: usize,
+        stop: &CancellationToken,
+    ) -> Result<Arc<Self>, tonic::transport::Error> {
+        Ok(Arc::new(Slot {
+            upstream: Upstream::new(config, max_payload)?,
+            items: ArcSwapOption::empty(),
+            last_items: ArcSwapOption::empty(),
+            state: Mutex::new((ProviderState::Connecting, None, None)),
+            poke: Notify::new(),
+            generation: AtomicU64::new(0),
+            stop: stop.child_token(),
+        }))
     }
 }

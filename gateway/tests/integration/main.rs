@@ -9,5 +9,6 @@ mod events_nats;
 mod failures;
 pub mod inspector;
 mod operations;
+mod reload;
 mod resilience;
 mod surface;
