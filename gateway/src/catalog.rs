@@ -92,6 +92,15 @@ impl ProviderItems {
     }
 }
 
+fn cache_for(up: &Upstream, def: &pb::Tool) -> Option<Arc<crate::cache::ResultCache>> {
+    let listed = up.config.cache.as_ref()?.tools.contains(&def.name);
+    let read_only = def.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true);
+    if listed && !read_only {
+        tracing::warn!(provider = up.name(), tool = %def.name, "not caching a tool that is not annotated read-only");
+    }
+    (listed && read_only).then(|| up.cache.clone()).flatten()
+}
+
 fn compile_tool(def: &pb::Tool) -> Result<(Schema, Option<Schema>), String> {
     let (_, input, output) = convert::tool(&def.name, def)?;
     let input = Schema::compile(&input).map_err(|e| format!("input_schema: {e}"))?;
@@ -109,6 +118,8 @@ pub struct ToolEntry {
     pub input: Arc<Schema>,
     pub output: Option<Arc<Schema>>,
     pub uris: Arc<UriMap>,
+    /// Set only for read-only tools the provider's config opts in.
+    pub cache: Option<Arc<crate::cache::ResultCache>>,
 }
 
 pub struct PromptEntry {
@@ -204,6 +215,7 @@ impl Catalog {
                         input: t.input.clone(),
                         output: t.output.clone(),
                         uris: uris.clone(),
+                        cache: cache_for(up, &t.def),
                     }),
                 );
             }

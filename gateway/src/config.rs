@@ -193,6 +193,25 @@ pub struct ProviderConfig {
     /// Start and supervise the provider process (a "managed provider").
     #[serde(default)]
     pub launch: Option<Launch>,
+    /// Cache results of these (read-only) tools.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// The provider's own tool names (`echo.v1`). A tool that is not
+    /// annotated read-only is never cached, whatever is listed here.
+    pub tools: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: u64,
+}
+
+fn default_cache_entries() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -435,6 +454,14 @@ impl Config {
                 bad(
                     at("retries.max_attempts"),
                     "must be at least 1 (1 = no retries)".into(),
+                );
+            }
+            if let Some(c) = &p.cache
+                && (c.ttl.is_zero() || c.max_entries == 0)
+            {
+                bad(
+                    at("cache"),
+                    "ttl and max_entries must be greater than 0".into(),
                 );
             }
             if let Some(l) = &p.launch

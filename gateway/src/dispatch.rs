@@ -57,6 +57,7 @@ struct Trace {
     item: OnceLock<String>,
     provider: OnceLock<String>,
     args_sha256: OnceLock<String>,
+    cached: std::sync::atomic::AtomicBool,
 }
 
 /// Whether a successful answer is still a failure the caller should count.
@@ -145,6 +146,24 @@ impl Dispatcher {
         if self.audit.is_some() {
             let _ = trace.args_sha256.set(audit::digest(&arguments));
         }
+        let cache_key = entry
+            .cache
+            .as_ref()
+            .map(|c| (c, crate::cache::key(&exposed, &cx.caller, &args)));
+        if let Some((cache, key)) = &cache_key {
+            let labels = [
+                ("provider", entry.upstream.name().to_string()),
+                ("gen_ai_tool_name", exposed.to_string()),
+            ];
+            if let Some(hit) = cache.get(key) {
+                metrics::counter!("mcp_gateway_cache_hits_total", &labels).increment(1);
+                trace
+                    .cached
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(CallToolResult::clone(&hit));
+            }
+            metrics::counter!("mcp_gateway_cache_misses_total", &labels).increment(1);
+        }
         let req = pb::InvokeRequest {
             tool: entry.name.clone(),
             arguments,
@@ -198,13 +217,20 @@ impl Dispatcher {
             }
             r => r?,
         };
-        self.map_tool_result(
+        let mapped = self.map_tool_result(
             &exposed,
             up.name(),
             &entry.uris,
             entry.output.as_deref(),
             result,
-        )
+        )?;
+        // Only answers that succeeded are worth repeating.
+        if let Some((cache, key)) = cache_key
+            && mapped.is_error != Some(true)
+        {
+            cache.insert(key, mapped.clone());
+        }
+        Ok(mapped)
     }
 
     fn map_tool_result(
@@ -563,7 +589,7 @@ impl Dispatcher {
                 outcome,
                 error_kind,
                 duration_ms: ms,
-                cached: false,
+                cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
             })
             .await;
         }

@@ -11,6 +11,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod convert;

@@ -37,6 +37,7 @@ pub struct Upstream {
     pub breaker: Arc<Breaker>,
     /// The bulkhead: one permit per call in flight.
     pub slots: Arc<tokio::sync::Semaphore>,
+    pub cache: Option<Arc<crate::cache::ResultCache>>,
     channels: Vec<Channel>,
     next: AtomicUsize,
     max_payload: usize,
@@ -59,6 +60,10 @@ impl Upstream {
         Ok(Arc::new(Self {
             breaker: Breaker::new(config.breaker.failures, config.breaker.cool_down),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
+            cache: config
+                .cache
+                .as_ref()
+                .map(|c| Arc::new(crate::cache::ResultCache::new(c.max_entries, c.ttl))),
             config,
             channels,
             next: AtomicUsize::new(0),

@@ -2,11 +2,12 @@
 //! binary over stdio) in front of real providers on real TCP ports, driven by
 //! real rmcp clients in both protocol revisions.
 
+mod cache;
 mod cli;
 mod common;
 mod events;
 mod events_nats;
-mod failures;
+pub mod failures;
 pub mod inspector;
 mod operations;
 mod reload;
