@@ -33,9 +33,26 @@ use crate::{
 #[derive(Clone)]
 pub struct RequestCx {
     pub correlation_id: String,
+    /// The client's W3C trace parent (HTTP `traceparent` header or the
+    /// request's `_meta.traceparent`), if it sent a valid one.
+    pub traceparent: Option<String>,
     pub caller: pb::Caller,
     /// Fires when the client cancels or goes away.
     pub cancel: CancellationToken,
+}
+
+impl RequestCx {
+    /// Makes `span` a child of the client's trace, when it sent one.
+    fn adopt_parent(&self, span: &tracing::Span) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        if let Some(tp) = &self.traceparent {
+            let mut md = tonic::metadata::MetadataMap::new();
+            if let Ok(v) = tp.parse() {
+                md.insert(mcp_gateway_proto::trace::TRACEPARENT, v);
+                let _ = span.set_parent(mcp_gateway_proto::trace::extract(&md));
+            }
+        }
+    }
 }
 
 /// Receives provider progress: (progress, total, message).
@@ -111,8 +128,15 @@ impl Dispatcher {
         meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
-        let span =
-            tracing::info_span!("tools/call", correlation_id = %cx.correlation_id, tool = %name);
+        let span = tracing::info_span!(
+            "tools/call",
+            otel.name = %format!("tools/call {name}"),
+            otel.kind = "server",
+            mcp.method.name = "tools/call",
+            gen_ai.tool.name = %name,
+            correlation_id = %cx.correlation_id,
+        );
+        cx.adopt_parent(&span);
         let trace = Trace::default();
         let work = self.call_tool_inner(cx, &trace, name, args, meta, progress);
         self.observe("tools/call", name, cx, &trace, work)
@@ -186,7 +210,9 @@ impl Dispatcher {
                 up,
                 || repeatable && !progressed_ref.load(std::sync::atomic::Ordering::SeqCst),
                 || async move {
-                    let mut stream = up.invoke(req.clone(), &cx.correlation_id).await?;
+                    let mut stream = up
+                        .invoke(req.clone(), &cx.correlation_id, cx.traceparent.as_deref())
+                        .await?;
                     while let Some(msg) = stream.message().await? {
                         match msg.event {
                             Some(pb::invoke_response::Event::Progress(p)) => {
@@ -286,8 +312,15 @@ impl Dispatcher {
         cx: &RequestCx,
         uri: &str,
     ) -> Result<ReadResourceResult, GatewayError> {
-        let span =
-            tracing::info_span!("resources/read", correlation_id = %cx.correlation_id, uri = %uri);
+        let span = tracing::info_span!(
+            "resources/read",
+            otel.name = "resources/read",
+            otel.kind = "server",
+            mcp.method.name = "resources/read",
+            mcp.resource.uri = %uri,
+            correlation_id = %cx.correlation_id,
+        );
+        cx.adopt_parent(&span);
         let trace = Trace::default();
         let work = async {
             let route = self.catalog().route(uri)?.clone();
@@ -302,7 +335,7 @@ impl Dispatcher {
                     cx,
                     up,
                     || true,
-                    || up.read_resource(req.clone(), &cx.correlation_id),
+                    || up.read_resource(req.clone(), &cx.correlation_id, cx.traceparent.as_deref()),
                 )
                 .await
                 .map_err(|e| match e {
@@ -334,8 +367,15 @@ impl Dispatcher {
         name: &str,
         args: Option<JsonObject>,
     ) -> Result<GetPromptResult, GatewayError> {
-        let span =
-            tracing::info_span!("prompts/get", correlation_id = %cx.correlation_id, prompt = %name);
+        let span = tracing::info_span!(
+            "prompts/get",
+            otel.name = %format!("prompts/get {name}"),
+            otel.kind = "server",
+            mcp.method.name = "prompts/get",
+            gen_ai.prompt.name = %name,
+            correlation_id = %cx.correlation_id,
+        );
+        cx.adopt_parent(&span);
         let trace = Trace::default();
         let work = async {
             let entry = self.catalog().prompt(name)?.clone();
@@ -364,7 +404,7 @@ impl Dispatcher {
                     cx,
                     up,
                     || true,
-                    || up.get_prompt(req.clone(), &cx.correlation_id),
+                    || up.get_prompt(req.clone(), &cx.correlation_id, cx.traceparent.as_deref()),
                 )
                 .await?;
             let messages = resp
@@ -423,11 +463,19 @@ impl Dispatcher {
                     humantime::format_duration(Duration::from_secs(open.retry_in.as_secs().max(1)))
                 ),
             })?;
+            let span = tracing::info_span!(
+                "provider call",
+                otel.name = %format!("provider {}", up.name()),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                provider = up.name(),
+                attempt,
+            );
             let outcome = tokio::select! {
                 // Dropping the call resets the HTTP/2 stream: the provider
                 // sees the RPC cancelled.
                 _ = cx.cancel.cancelled() => return Err(GatewayError::Cancelled),
-                r = tokio::time::timeout_at(deadline, call()) => r,
+                r = tokio::time::timeout_at(deadline, call()).instrument(span) => r,
             };
             let err = match outcome {
                 Ok(Ok(v)) => {

@@ -54,8 +54,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    telemetry::init_logging();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // The OTLP exporter needs the runtime; declared after it, so the guard
+    // flushes spans before the runtime goes away.
+    let _tracing = {
+        let _rt = rt.enter();
+        telemetry::init_logging()
+    };
     // Watch the file we loaded (not the embedded default) for hot reload.
     let watch = cli.config.exists().then(|| cli.config.clone());
     match rt.block_on(run(cli.stdio, config, watch)) {

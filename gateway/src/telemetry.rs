@@ -7,7 +7,12 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// rmcp logs every stateless request at info; operators want ours.
 const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
-pub fn init_logging() {
+pub use mcp_gateway_proto::trace::TracingGuard;
+
+/// Logs, plus OpenTelemetry traces over OTLP when the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Keep the returned guard alive:
+/// dropping it flushes the spans still buffered.
+pub fn init_logging() -> TracingGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = fmt::layer()
@@ -16,11 +21,17 @@ pub fn init_logging() {
         .with_current_span(true)
         .with_span_list(false)
         .with_writer(std::io::stderr);
+    let (otel, provider) = match mcp_gateway_proto::trace::otlp_tracer("mcp-gateway") {
+        Some((layer, provider)) => (Some(layer), Some(provider)),
+        None => (None, None),
+    };
     // A second init (tests) is harmless.
+    // Per-layer filters: the log level must not switch traces off.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
+        .with(json.with_filter(filter))
+        .with(otel.with_filter(EnvFilter::new("info")))
         .try_init();
+    TracingGuard::new(provider)
 }
 
 use std::sync::OnceLock;

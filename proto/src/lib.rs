@@ -22,6 +22,8 @@ pub mod mcpgateway {
     }
 }
 
+pub mod trace;
+
 /// CloudEvents 1.0 protobuf format, used by the `Stream` RPC.
 pub use io::cloudevents::v1 as cloudevents;
 /// The Provider service and its messages.

@@ -21,6 +21,7 @@ pub struct Context {
 struct Inner {
     caller: Caller,
     correlation_id: String,
+    traceparent: Option<String>,
     meta: Option<serde_json::Value>,
     deadline: Option<Instant>,
     token: CancellationToken,
@@ -50,10 +51,20 @@ impl ProgressSink {
 pub(crate) struct CallInfo {
     pub caller: Caller,
     pub correlation_id: String,
+    pub traceparent: Option<String>,
+    /// The caller's trace context, parent of this call's spans.
+    pub parent: opentelemetry::Context,
     pub meta: Option<serde_json::Value>,
     pub deadline: Option<Instant>,
     pub token: CancellationToken,
     pub events: crate::Publisher,
+}
+
+impl CallInfo {
+    pub(crate) fn adopt_parent(&self, span: &tracing::Span) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let _ = span.set_parent(self.parent.clone());
+    }
 }
 
 impl Context {
@@ -66,6 +77,7 @@ impl Context {
             inner: Arc::new(Inner {
                 caller: call.caller,
                 correlation_id: call.correlation_id,
+                traceparent: call.traceparent,
                 meta: call.meta,
                 deadline: call.deadline,
                 token: call.token,
@@ -82,6 +94,13 @@ impl Context {
     }
 
     /// The `x-correlation-id` the gateway sent, or `""`. Put it in your logs.
+    /// The W3C `traceparent` the gateway sent, if any: the trace this call
+    /// belongs to. The SDK's handler spans are already children of it when
+    /// the process exports traces (see [`crate::telemetry`]).
+    pub fn traceparent(&self) -> Option<&str> {
+        self.inner.traceparent.as_deref()
+    }
+
     pub fn correlation_id(&self) -> &str {
         &self.inner.correlation_id
     }

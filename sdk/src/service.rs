@@ -123,8 +123,8 @@ impl ProviderRpc for ProviderService {
         let (call, req) = call_info(&self.inner.events, request, |r: &InvokeRequest| {
             r.caller.clone()
         });
-        let span =
-            tracing::debug_span!("invoke", tool = %req.tool, correlation_id = %call.correlation_id);
+        let span = tracing::info_span!("invoke", otel.name = %format!("invoke {}", req.tool), otel.kind = "server", tool = %req.tool, correlation_id = %call.correlation_id);
+        call.adopt_parent(&span);
         let tool = self
             .inner
             .tools
@@ -162,8 +162,8 @@ impl ProviderRpc for ProviderService {
             r.caller.clone()
         });
         let uri = req.uri;
-        let span =
-            tracing::debug_span!("read_resource", %uri, correlation_id = %call.correlation_id);
+        let span = tracing::info_span!("read_resource", otel.kind = "server", %uri, correlation_id = %call.correlation_id);
+        call.adopt_parent(&span);
         // Static resources win over templates; templates are tried in order.
         let (read, mime_type, vars): (&ReadHandler, &str, _) =
             if let Some(r) = self.inner.resources.get(&uri) {
@@ -202,7 +202,8 @@ impl ProviderRpc for ProviderService {
         let (call, req) = call_info(&self.inner.events, request, |r: &GetPromptRequest| {
             r.caller.clone()
         });
-        let span = tracing::debug_span!("get_prompt", name = %req.name, correlation_id = %call.correlation_id);
+        let span = tracing::info_span!("get_prompt", otel.kind = "server", name = %req.name, correlation_id = %call.correlation_id);
+        call.adopt_parent(&span);
         let prompt = self
             .inner
             .prompts
@@ -377,6 +378,14 @@ fn call_info<T>(
     caller: impl FnOnce(&T) -> Option<Caller>,
 ) -> (CallInfo, T) {
     let correlation_id = correlation_id(&request).to_owned();
+    let traceparent = request
+        .metadata()
+        .get(mcp_gateway_proto::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some())
+        .map(str::to_string);
+    // Continue the gateway's trace (a no-op unless traces are exported).
+    let parent = mcp_gateway_proto::trace::extract(request.metadata());
     let deadline = request
         .metadata()
         .get("grpc-timeout")
@@ -387,6 +396,8 @@ fn call_info<T>(
     let info = CallInfo {
         caller: caller(&req).unwrap_or_default(),
         correlation_id,
+        traceparent,
+        parent,
         meta: None,
         deadline,
         token: CancellationToken::new(),

@@ -84,8 +84,12 @@ impl GatewayHandler {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let traceparent = header("traceparent")
+            .or_else(|| ctx.meta.0.get_traceparent().map(str::to_string))
+            .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some());
         RequestCx {
             correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
+            traceparent,
             caller: pb::Caller {
                 principal: "anonymous".into(),
                 roles: Vec::new(),

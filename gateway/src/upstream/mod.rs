@@ -87,12 +87,32 @@ impl Upstream {
     }
 
     /// Builds a request carrying the deadline (sent as `grpc-timeout`, and
-    /// enforced locally too) and the correlation ID.
+    /// enforced locally too), the correlation ID, and the trace context: the
+    /// current span's when traces are exported, else the caller's
+    /// `traceparent` passed through unchanged.
     fn request<T>(msg: T, timeout: Duration, correlation_id: &str) -> Request<T> {
+        Self::traced(msg, timeout, correlation_id, None)
+    }
+
+    fn traced<T>(
+        msg: T,
+        timeout: Duration,
+        correlation_id: &str,
+        traceparent: Option<&str>,
+    ) -> Request<T> {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
         let mut req = Request::new(msg);
         req.set_timeout(timeout);
         if let Ok(v) = MetadataValue::try_from(correlation_id) {
             req.metadata_mut().insert(CORRELATION_ID_HEADER, v);
+        }
+        let cx = tracing::Span::current().context();
+        if cx.span().span_context().is_valid() {
+            mcp_gateway_proto::trace::inject(&cx, req.metadata_mut());
+        } else if let Some(v) = traceparent.and_then(|t| MetadataValue::try_from(t).ok()) {
+            req.metadata_mut()
+                .insert(mcp_gateway_proto::trace::TRACEPARENT, v);
         }
         req
     }
@@ -144,8 +164,14 @@ impl Upstream {
         &self,
         req: pb::InvokeRequest,
         correlation_id: &str,
+        traceparent: Option<&str>,
     ) -> Result<tonic::Streaming<pb::InvokeResponse>, Status> {
-        let req = Self::request(req, self.config.timeouts.invoke, correlation_id);
+        let req = Self::traced(
+            req,
+            self.config.timeouts.invoke,
+            correlation_id,
+            traceparent,
+        );
         self.client().invoke(req).await.map(|r| r.into_inner())
     }
 
@@ -153,8 +179,14 @@ impl Upstream {
         &self,
         req: pb::ReadResourceRequest,
         correlation_id: &str,
+        traceparent: Option<&str>,
     ) -> Result<pb::ReadResourceResponse, Status> {
-        let req = Self::request(req, self.config.timeouts.invoke, correlation_id);
+        let req = Self::traced(
+            req,
+            self.config.timeouts.invoke,
+            correlation_id,
+            traceparent,
+        );
         self.client()
             .read_resource(req)
             .await
@@ -182,8 +214,14 @@ impl Upstream {
         &self,
         req: pb::GetPromptRequest,
         correlation_id: &str,
+        traceparent: Option<&str>,
     ) -> Result<pb::GetPromptResponse, Status> {
-        let req = Self::request(req, self.config.timeouts.invoke, correlation_id);
+        let req = Self::traced(
+            req,
+            self.config.timeouts.invoke,
+            correlation_id,
+            traceparent,
+        );
         self.client().get_prompt(req).await.map(|r| r.into_inner())
     }
 }

@@ -125,6 +125,7 @@ pub fn kit(probe: Arc<KitProbe>) -> ProviderBuilder {
                 "agent": cx.caller().agent,
                 "principal": cx.caller().principal,
                 "meta": cx.meta(),
+                "traceparent": cx.traceparent(),
             })))
         }))
         .tool(Tool::new("big.v1", |a: BigArgs, _cx| async move {

@@ -13,3 +13,4 @@ mod operations;
 mod reload;
 mod resilience;
 mod surface;
+mod tracing;

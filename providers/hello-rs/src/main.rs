@@ -15,7 +15,6 @@ mod sum;
 use clap::Parser;
 use mcp_provider_sdk::prelude::*;
 use serde_json::{Number, Value};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(version, about = "The reference MCP gateway provider")]
@@ -138,12 +137,7 @@ fn provider() -> ProviderBuilder {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    let _tracing = mcp_provider_sdk::telemetry::init("hello-rs");
     let provider = provider();
     if let Some(url) = &cli.nats_url {
         provider

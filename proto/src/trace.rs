@@ -1,0 +1,138 @@
+//! W3C trace context across the contract: the gateway puts `traceparent`
+//! (and `tracestate`) in each request's gRPC metadata; providers continue
+//! the trace from it. These carry an OpenTelemetry context in and out of
+//! tonic metadata through the globally installed propagator.
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+
+/// The metadata key of the W3C trace parent.
+pub const TRACEPARENT: &str = "traceparent";
+
+struct Inject<'a>(&'a mut MetadataMap);
+
+impl Injector for Inject<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct Extract<'a>(&'a MetadataMap);
+
+impl Extractor for Extract<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Writes `cx`'s span context into `metadata`.
+pub fn inject(cx: &opentelemetry::Context, metadata: &mut MetadataMap) {
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, &mut Inject(metadata)));
+}
+
+/// Reads the caller's span context from `metadata`.
+pub fn extract(metadata: &MetadataMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&Extract(metadata)))
+}
+
+/// A syntactically valid W3C `traceparent` (version 00), else `None`.
+pub fn valid_traceparent(v: &str) -> Option<&str> {
+    let parts: Vec<&str> = v.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let ok = parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1] != "00000000000000000000000000000000"
+        && parts[2] != "0000000000000000";
+    ok.then_some(v)
+}
+
+/// Flushes and stops the trace exporter on drop.
+#[cfg(feature = "otlp")]
+pub struct TracingGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+#[cfg(feature = "otlp")]
+impl TracingGuard {
+    pub fn new(provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>) -> Self {
+        Self(provider)
+    }
+}
+
+#[cfg(feature = "otlp")]
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// The tracer layer and its provider: `None` unless an OTLP endpoint is set.
+#[cfg(feature = "otlp")]
+pub type OtlpLayer<S> = (
+    tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>,
+    opentelemetry_sdk::trace::SdkTracerProvider,
+);
+
+/// Installs the W3C propagator always (so trace context is carried even when
+/// this process exports nothing), and builds an OTLP tracer when the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set; the
+/// exporter reads the other `OTEL_*` variables itself.
+#[cfg(feature = "otlp")]
+pub fn otlp_tracer<S>(service: &str) -> Option<OtlpLayer<S>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    if !configured {
+        return None;
+    }
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("OTLP trace exporter not started: {e}");
+            return None;
+        }
+    };
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_string());
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service.clone())
+                .build(),
+        )
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer(service);
+    Some((tracing_opentelemetry::layer().with_tracer(tracer), provider))
+}
