@@ -245,6 +245,27 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
                 .set(if on == Some(true) { 1.0 } else { 0.0 });
         }
     }
+    let c = g.events().counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, value) in [
+        ("mcp_gateway_events_received_total", load(&c.received)),
+        ("mcp_gateway_events_handled_total", load(&c.handled)),
+        ("mcp_gateway_events_duplicates_total", load(&c.duplicates)),
+        ("mcp_gateway_events_malformed_total", load(&c.malformed)),
+        (
+            "mcp_gateway_events_dead_lettered_total",
+            load(&c.dead_lettered),
+        ),
+        (
+            "mcp_gateway_events_ack_failures_total",
+            load(&c.ack_failures),
+        ),
+    ] {
+        metrics::counter!(name).absolute(value);
+    }
+    metrics::gauge!("mcp_gateway_events_nats_consumer_pending").set(load(&c.nats_pending) as f64);
+    let nats_up = g.events().stats().nats == crate::events::NatsState::Connected;
+    metrics::gauge!("mcp_gateway_events_nats_connected").set(if nats_up { 1.0 } else { 0.0 });
     (
         [(
             axum::http::header::CONTENT_TYPE,

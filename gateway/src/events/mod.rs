@@ -76,6 +76,8 @@ pub struct EventCounters {
     pub nats_connects: AtomicU64,
     /// Gauge: `Stream` RPCs currently open.
     pub streams_open: AtomicU64,
+    /// Gauge: JetStream consumer lag, as of the last message delivered.
+    pub nats_pending: AtomicU64,
 }
 
 /// A point-in-time view of the pipeline. Never contains credentials.

@@ -76,6 +76,13 @@ async fn session(
             Some(Err(e)) => return Err(js_err("consume", e)),
             Some(Ok(msg)) => msg,
         };
+        // Consumer lag: messages still waiting behind this one.
+        if let Ok(info) = msg.info() {
+            events
+                .counters
+                .nats_pending
+                .store(info.pending, Ordering::Relaxed);
+        }
         process(events, cfg, &client, &msg).await;
         // Confirmed ack: a restart right after must not redeliver.
         match msg.double_ack().await {
