@@ -156,6 +156,26 @@ pub struct Audit {
     pub fsync: crate::audit::Fsync,
     #[serde(with = "humantime_serde")]
     pub fsync_interval: Duration,
+    /// Also publish each record to JetStream (uses `events.nats`).
+    pub jetstream: Option<AuditJetStream>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditJetStream {
+    #[serde(default = "default_audit_subject")]
+    pub subject: String,
+    /// Created if missing, capturing `subject`.
+    #[serde(default = "default_audit_stream")]
+    pub stream: String,
+}
+
+fn default_audit_subject() -> String {
+    "mcp.audit".into()
+}
+
+fn default_audit_stream() -> String {
+    "MCP_AUDIT".into()
 }
 
 impl Default for Audit {
@@ -164,6 +184,7 @@ impl Default for Audit {
             path: None,
             fsync: crate::audit::Fsync::Interval,
             fsync_interval: Duration::from_secs(1),
+            jetstream: None,
         }
     }
 }
@@ -411,6 +432,13 @@ impl Config {
             );
         }
         self.events.problems(&mut bad);
+
+        if self.audit.jetstream.is_some() && self.events.nats.is_none() {
+            bad(
+                "audit.jetstream".into(),
+                "needs events.nats (the NATS server to publish to)".into(),
+            );
+        }
 
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {

@@ -63,6 +63,7 @@ pub struct Dispatcher {
     max_payload: usize,
     drain: Arc<Drain>,
     audit: Option<AuditLog>,
+    audit_stream: Option<crate::audit_nats::AuditStream>,
     analytics: Arc<Analytics>,
 }
 
@@ -97,6 +98,7 @@ impl Dispatcher {
         registry: Arc<Registry>,
         max_payload: usize,
         audit: Option<AuditLog>,
+        audit_stream: Option<crate::audit_nats::AuditStream>,
         analytics: Arc<Analytics>,
     ) -> Self {
         Self {
@@ -104,6 +106,7 @@ impl Dispatcher {
             max_payload,
             drain: Arc::default(),
             audit,
+            audit_stream,
             analytics,
         }
     }
@@ -167,7 +170,7 @@ impl Dispatcher {
         }
         let arguments = serde_json::to_vec(&args).unwrap_or_default();
         self.check_size("tool arguments", arguments.len())?;
-        if self.audit.is_some() {
+        if self.audit.is_some() || self.audit_stream.is_some() {
             let _ = trace.args_sha256.set(audit::digest(&arguments));
         }
         let cache_key = entry
@@ -623,8 +626,8 @@ impl Dispatcher {
             self.analytics
                 .record(item, provider, principal, outcome != "ok", ms);
         }
-        if let Some(log) = &self.audit {
-            log.write(&audit::Record {
+        if self.audit.is_some() || self.audit_stream.is_some() {
+            let record = audit::Record {
                 time: audit::now_rfc3339(),
                 method,
                 item: if item.is_empty() { requested } else { item }.to_string(),
@@ -638,8 +641,13 @@ impl Dispatcher {
                 error_kind,
                 duration_ms: ms,
                 cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
-            })
-            .await;
+            };
+            if let Some(log) = &self.audit {
+                log.write(&record).await;
+            }
+            if let Some(js) = &self.audit_stream {
+                js.send(serde_json::to_vec(&record).expect("records serialize"));
+            }
         }
         r
     }

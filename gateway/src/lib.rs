@@ -11,6 +11,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod audit_nats;
 pub mod cache;
 pub mod catalog;
 pub mod config;
@@ -96,10 +97,20 @@ impl Gateway {
         registry.start().await;
         let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
         events.start();
+        let audit_stream = match (&config.audit.jetstream, &config.events.nats) {
+            (Some(js), Some(nats)) => Some(audit_nats::AuditStream::start(
+                nats.clone(),
+                js.subject.clone(),
+                js.stream.clone(),
+                events.stop_token(),
+            )),
+            _ => None,
+        };
         let dispatcher = Arc::new(Dispatcher::new(
             registry.clone(),
             config.limits.max_payload_bytes,
             audit,
+            audit_stream,
             Arc::default(),
         ));
         Ok(Self {

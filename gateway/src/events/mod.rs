@@ -9,6 +9,8 @@
 mod cloudevent;
 pub mod config;
 mod nats;
+
+pub(crate) use nats::connect as nats_connect;
 mod stream_rpc;
 
 pub use cloudevent::{Malformed, from_headers, from_json, from_proto};
@@ -172,6 +174,11 @@ impl Events {
         if self.config.nats.is_none() {
             tokio::spawn(stream_rpc::run(self.clone(), up));
         }
+    }
+
+    /// Cancelled when the pipeline stops; other NATS users stop with it.
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 
     pub fn stop(&self) {

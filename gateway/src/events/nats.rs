@@ -95,7 +95,7 @@ async fn session(
     }
 }
 
-async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, EventsError> {
+pub(crate) async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, EventsError> {
     let creds = cfg.credentials.clone().unwrap_or_default();
     let opts = match (&creds.file, &creds.env) {
         (None, None) => async_nats::ConnectOptions::new(),

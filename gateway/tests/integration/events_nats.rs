@@ -319,3 +319,59 @@ async fn nats_down_keeps_tools_working_and_reconnects() {
     js_publish(&js, structured("late")).await;
     wait_stats(&gw, Duration::from_secs(5), "the event", |s| s.handled == 1).await;
 }
+
+#[tokio::test]
+async fn audit_records_are_also_published_to_jetstream() {
+    let nats = Nats::start().await;
+    let provider = spawn_kit(std::sync::Arc::new(KitProbe::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}audit:\n  path: {}\n  jetstream:\n    subject: test.audit\n    stream: TEST_AUDIT\n",
+        nats_yaml(&nats.url(), "audit"),
+        dir.path().join("audit.jsonl").display()
+    );
+    let gw = start_gateway(&config_yaml(&[("kit", provider.addr())], &extra)).await;
+    let client = http_client(&gw.url(), false, Recorder::default()).await;
+    call(&client, "kit.echo.v1", serde_json::json!({"message": "a"}))
+        .await
+        .unwrap();
+    call(&client, "kit.fail.v1", serde_json::json!({"message": "b"}))
+        .await
+        .unwrap();
+
+    let js = async_nats::jetstream::new(nats.client().await);
+    let stored = eventually(Duration::from_secs(5), || {
+        let js = js.clone();
+        async move {
+            let mut s = js.get_stream("TEST_AUDIT").await.ok()?;
+            (s.info().await.ok()?.state.messages == 2).then_some(s)
+        }
+    })
+    .await
+    .expect("two audit records in the stream");
+    let first: serde_json::Value =
+        serde_json::from_slice(&stored.get_raw_message(1).await.unwrap().payload).unwrap();
+    let second: serde_json::Value =
+        serde_json::from_slice(&stored.get_raw_message(2).await.unwrap().payload).unwrap();
+    assert_eq!(
+        (first["item"].as_str(), first["outcome"].as_str()),
+        (Some("kit.echo.v1"), Some("ok"))
+    );
+    assert_eq!(
+        (second["item"].as_str(), second["outcome"].as_str()),
+        (Some("kit.fail.v1"), Some("tool_error"))
+    );
+    // The file has the same records.
+    let file = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(file.lines().count(), 2);
+    client.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+#[test]
+fn audit_jetstream_without_nats_is_a_config_error() {
+    let err = mcp_gateway::config::Config::parse("audit:\n  jetstream: {}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("audit.jetstream: needs events.nats"), "{err}");
+}
