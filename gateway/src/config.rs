@@ -55,6 +55,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub discovery: Discovery,
     pub audit: Audit,
+    pub telemetry: Telemetry,
     pub providers: Vec<ProviderConfig>,
     /// Directory relative paths are resolved against: the config file's.
     #[serde(skip)]
@@ -74,6 +75,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             discovery: Discovery::default(),
             audit: Audit::default(),
+            telemetry: Telemetry::default(),
             providers: Vec::new(),
             base_dir: std::path::PathBuf::from("."),
             events: Default::default(),
@@ -145,6 +147,15 @@ impl Default for Discovery {
             refresh_interval: Duration::from_secs(10),
         }
     }
+}
+
+/// Trace export. The standard `OTEL_*` environment variables work too and
+/// win over this file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`; no export when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The audit log (see docs/operations.md for its guarantee).

@@ -588,7 +588,12 @@ impl Dispatcher {
             (None, "resources/read") => requested,
             (None, _) => "",
         };
-        let provider = trace.provider.get().map_or("", String::as_str);
+        // Known from the lookup, or from the error (a provider that is down).
+        let provider = match (trace.provider.get(), &r) {
+            (Some(p), _) => p.as_str(),
+            (None, Err(GatewayError::Provider { provider, .. })) => provider.as_str(),
+            _ => "",
+        };
         let principal = cx.caller.principal.as_str();
         match &r {
             Err(e) => {

@@ -30,24 +30,20 @@ pub struct Launched {
 }
 
 impl Launched {
-    /// Starts, stops or restarts processes so they match `config`.
-    pub async fn sync(&mut self, config: &crate::config::Config, registry: &Arc<Registry>) {
-        let wanted: std::collections::HashMap<&str, &Launch> = config
-            .providers
-            .iter()
-            .filter_map(|p| Some((p.name.as_str(), p.launch.as_ref()?)))
-            .collect();
-        let stale: Vec<String> = self
+    /// Before a config is applied: starts processes for new providers and
+    /// restarts those whose launch settings changed, so discovery finds them.
+    pub async fn prepare(&mut self, config: &crate::config::Config, registry: &Arc<Registry>) {
+        let wanted = wanted(config);
+        let changed: Vec<String> = self
             .running
             .iter()
-            .filter(|(name, (launch, _, _))| wanted.get(name.as_str()) != Some(&launch))
+            .filter(|(name, (launch, _, _))| {
+                wanted.get(name.as_str()).is_some_and(|w| *w != launch)
+            })
             .map(|(name, _)| name.clone())
             .collect();
-        for name in stale {
-            if let Some((_, stop, task)) = self.running.remove(&name) {
-                stop.cancel();
-                let _ = task.await;
-            }
+        for name in changed {
+            self.stop(&name).await;
         }
         for (name, launch) in wanted {
             if !self.running.contains_key(name) {
@@ -65,6 +61,28 @@ impl Launched {
         }
     }
 
+    /// After a config is applied (the provider already left the catalog):
+    /// stops processes no provider wants any more.
+    pub async fn finish(&mut self, config: &crate::config::Config) {
+        let wanted = wanted(config);
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|name| !wanted.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.stop(&name).await;
+        }
+    }
+
+    async fn stop(&mut self, name: &str) {
+        if let Some((_, stop, task)) = self.running.remove(name) {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+
     pub async fn stop_all(&mut self) {
         for (_, (_, stop, _)) in self.running.iter() {
             stop.cancel();
@@ -73,6 +91,14 @@ impl Launched {
             let _ = task.await;
         }
     }
+}
+
+fn wanted(config: &crate::config::Config) -> std::collections::HashMap<&str, &Launch> {
+    config
+        .providers
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), p.launch.as_ref()?)))
+        .collect()
 }
 
 /// Supervises one provider process until `stop` fires; resolves once the

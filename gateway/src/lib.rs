@@ -93,7 +93,7 @@ impl Gateway {
         let sessions = Arc::new(Sessions::default());
         sessions.spawn_forwarder(registry.subscribe());
         let mut launched = launch::Launched::default();
-        launched.sync(&config, &registry).await;
+        launched.prepare(&config, &registry).await;
         registry.start().await;
         let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
         events.start();
@@ -152,8 +152,9 @@ impl Gateway {
         // Keep what only a restart may change, so config() tells the truth.
         reload::keep_startup_settings(&old, &mut config);
         let mut launched = self.inner.launched.lock().await;
-        launched.sync(&config, self.registry()).await;
+        launched.prepare(&config, self.registry()).await;
         let applied = self.registry().apply(&config).await?;
+        launched.finish(&config).await;
         drop(launched);
         for name in applied.added.iter().chain(&applied.modified) {
             if let Some(up) = self.registry().upstream(name) {

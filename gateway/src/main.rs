@@ -54,6 +54,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(endpoint) = &config.telemetry.otlp_endpoint
+        && std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()
+    {
+        // SAFETY: single-threaded here, before the runtime or any thread starts.
+        unsafe { std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint) };
+    }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     // The OTLP exporter needs the runtime; declared after it, so the guard
     // flushes spans before the runtime goes away.

@@ -42,6 +42,9 @@ pub fn startup_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.events != new.events {
         out.push("events");
     }
+    if old.telemetry != new.telemetry {
+        out.push("telemetry");
+    }
     out
 }
 
@@ -53,6 +56,7 @@ pub fn keep_startup_settings(old: &Config, new: &mut Config) {
     new.shutdown_grace = old.shutdown_grace;
     new.audit = old.audit.clone();
     new.events = old.events.clone();
+    new.telemetry = old.telemetry.clone();
 }
 
 /// Reloads `path` whenever it changes or SIGHUP arrives, until `stop`.

@@ -44,6 +44,8 @@ struct Inner {
     source: String,
     tx: broadcast::Sender<CloudEvent>,
     nats: OnceLock<NatsSink>,
+    /// Ends every open `Stream` RPC: at shutdown they are not calls to drain.
+    closed: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Debug)]
@@ -59,6 +61,7 @@ impl Publisher {
                 source: format!("/providers/{provider}"),
                 tx: broadcast::channel(STREAM_BUFFER).0,
                 nats: OnceLock::new(),
+                closed: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -143,6 +146,15 @@ impl Publisher {
             Ok(Err(e)) => Err(SdkError::Events(format!("NATS publish: {e}"))),
             Err(_) => Err(SdkError::Events("NATS publish timed out".into())),
         }
+    }
+
+    /// Ends open `Stream` RPCs (graceful shutdown does this).
+    pub(crate) fn close(&self) {
+        self.inner.closed.cancel();
+    }
+
+    pub(crate) fn closed(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.inner.closed.clone().cancelled_owned()
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<CloudEvent> {

@@ -138,9 +138,11 @@ async fn run(
             .set_service_status(svc, ServingStatus::Serving)
             .await;
     }
+    let publisher = service.publisher();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down, draining in-flight calls");
+        publisher.close();
         for svc in ["", SERVICE_NAME] {
             reporter
                 .set_service_status(svc, ServingStatus::NotServing)

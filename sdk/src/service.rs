@@ -73,6 +73,10 @@ impl ProviderService {
     }
 
     /// The current capabilities revision.
+    pub(crate) fn publisher(&self) -> crate::Publisher {
+        self.inner.events.clone()
+    }
+
     pub fn revision(&self) -> &str {
         &self.inner.capabilities.revision
     }
@@ -250,7 +254,8 @@ impl ProviderRpc for ProviderService {
                 }
             })
         });
-        Ok(Response::new(Box::pin(events)))
+        let closed = self.inner.events.closed();
+        Ok(Response::new(Box::pin(events.take_until(closed))))
     }
 }
 
