@@ -2,8 +2,6 @@
 //! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`). Request spans carry the
 //! correlation ID, so every line logged inside a request shows it.
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-
 /// rmcp logs every stateless request at info; operators want ours.
 const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
@@ -13,25 +11,7 @@ pub use mcp_gateway_proto::trace::TracingGuard;
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Keep the returned guard alive:
 /// dropping it flushes the spans still buffered.
 pub fn init_logging() -> TracingGuard {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let json = fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr);
-    let (otel, provider) = match mcp_gateway_proto::trace::otlp_tracer("mcp-gateway") {
-        Some((layer, provider)) => (Some(layer), Some(provider)),
-        None => (None, None),
-    };
-    // A second init (tests) is harmless.
-    // Per-layer filters: the log level must not switch traces off.
-    let _ = tracing_subscriber::registry()
-        .with(json.with_filter(filter))
-        .with(otel.with_filter(EnvFilter::new("info")))
-        .try_init();
-    TracingGuard::new(provider)
+    mcp_gateway_proto::trace::init_logging("mcp-gateway", DEFAULT_FILTER)
 }
 
 use std::sync::OnceLock;

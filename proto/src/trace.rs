@@ -136,3 +136,31 @@ where
     let tracer = provider.tracer(service);
     Some((tracing_opentelemetry::layer().with_tracer(tracer), provider))
 }
+
+/// Process logging and tracing: JSON lines on stderr, filtered by `RUST_LOG`
+/// (else `default_filter`), plus OTLP traces when an endpoint is set. The log
+/// level never switches traces off (per-layer filters). A second call is a
+/// no-op. Keep the guard until exit.
+#[cfg(feature = "otlp")]
+pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
+    use tracing_subscriber::{
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let json = fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr);
+    let (otel, provider) = match otlp_tracer(service) {
+        Some((layer, provider)) => (Some(layer), Some(provider)),
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(json.with_filter(filter))
+        .with(otel.with_filter(EnvFilter::new("info")))
+        .try_init();
+    TracingGuard::new(provider)
+}

@@ -94,26 +94,10 @@ pub mod prelude {
 /// default `info`) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, traces
 /// over OTLP that continue the gateway's trace.
 pub mod telemetry {
-    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-
     pub use mcp_gateway_proto::trace::TracingGuard;
 
     /// Call once at the start of `main`; keep the guard until exit.
     pub fn init(service: &str) -> TracingGuard {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let json = fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_writer(std::io::stderr);
-        let (otel, provider) = match mcp_gateway_proto::trace::otlp_tracer(service) {
-            Some((layer, provider)) => (Some(layer), Some(provider)),
-            None => (None, None),
-        };
-        // Per-layer filters: the log level must not switch traces off.
-        let _ = tracing_subscriber::registry()
-            .with(json.with_filter(filter))
-            .with(otel.with_filter(EnvFilter::new("info")))
-            .try_init();
-        TracingGuard::new(provider)
+        mcp_gateway_proto::trace::init_logging(service, "info")
     }
 }

@@ -85,12 +85,7 @@ async fn read_only_results_are_cached_per_caller_scope_until_the_ttl() {
         w1
     );
 
-    let metrics = reqwest::get(format!("{}/metrics", gw.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     let hits = metrics
         .lines()
         .find(|l| l.starts_with("mcp_gateway_cache_hits_total") && l.contains("counter.count.v1"))

@@ -181,6 +181,15 @@ impl TestGateway {
         format!("http://{}", self.addr)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.base()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// Triggers graceful shutdown and waits for the server to finish.
     pub async fn shutdown(self) {
         self.stop.cancel();

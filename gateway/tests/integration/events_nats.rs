@@ -197,12 +197,7 @@ async fn duplicates_are_suppressed_by_source_and_id() {
     assert_eq!((s.handled, s.duplicates), (2, 2), "{s:?}");
     assert_eq!(recent_ids(&gw), ["same", "other"]);
     // The same figures on /metrics, with the consumer's state and lag.
-    let m = reqwest::get(format!("{}/metrics", gw.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     for line in [
         "mcp_gateway_events_handled_total 2",
         "mcp_gateway_events_duplicates_total 2",

@@ -99,12 +99,7 @@ async fn a_full_disk_is_reported_and_counted_but_calls_still_answer() {
         .await
         .unwrap();
     assert_eq!(text_of(&r), "still answered");
-    let metrics = reqwest::get(format!("{}/metrics", gw.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("mcp_gateway_audit_write_errors_total"))

@@ -95,12 +95,7 @@ async fn editing_the_config_adds_and_removes_providers_without_dropping_anything
         names.contains(&"alpha.echo.v1".to_string()) && names.contains(&"beta.echo.v1".to_string()),
         "{names:?}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", gw.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .lines()
