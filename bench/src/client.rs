@@ -77,7 +77,7 @@ impl Http {
 }
 
 /// Which protocol revision a virtual client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// 2025-11-25: initialize, then every request in its own session.

@@ -39,6 +39,27 @@ struct Cli {
 enum Cmd {
     /// Run every scenario, print the table, write JSON.
     Run(RunArgs),
+    /// One closed-loop load against running processes (for profiling).
+    Load {
+        /// The gateway's HTTP address.
+        #[arg(long)]
+        gateway: SocketAddr,
+        /// The provider's gRPC address (direct-gRPC mode).
+        #[arg(long)]
+        provider: Option<SocketAddr>,
+        #[arg(long, value_enum, default_value = "stateless")]
+        mode: Mode,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Call this exposed tool (provider-own name after the first dot);
+        /// `tools/list` when absent.
+        #[arg(long, default_value = ECHO_EXPOSED)]
+        tool: String,
+        #[arg(long)]
+        list: bool,
+    },
     /// Serve a synthetic provider with N tools (`tool-00000.v1` ...).
     Synthetic {
         #[arg(long, default_value = "synth")]
@@ -86,6 +107,36 @@ fn main() -> anyhow::Result<()> {
             tools,
         } => rt.block_on(synthetic::serve(&name, &listen, tools)),
         Cmd::Run(args) => rt.block_on(run(args)),
+        Cmd::Load {
+            gateway,
+            provider,
+            mode,
+            concurrency,
+            seconds,
+            tool,
+            list,
+        } => rt.block_on(async move {
+            let op = if list {
+                Op::ToolsList
+            } else {
+                let own = tool.split_once('.').map_or(tool.as_str(), |(_, o)| o);
+                Op::Call {
+                    own: own.to_string(),
+                    exposed: tool.clone(),
+                }
+            };
+            let provider = provider.unwrap_or(gateway);
+            let cs = clients(mode, concurrency, gateway, provider).await?;
+            let s = load::closed_loop(
+                cs,
+                op,
+                Duration::from_millis(500),
+                Duration::from_secs_f64(seconds),
+            )
+            .await;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+            Ok(())
+        }),
     }
 }
 
