@@ -7,10 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mcp_gateway::{Gateway, config::Config, telemetry};
 
-// Allocation is a large share of per-request CPU (docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "mcp-gateway",
