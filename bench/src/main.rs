@@ -97,7 +97,18 @@ const ECHO_EXPOSED: &str = "hello-rs.echo.v1";
 const ECHO_OWN: &str = "echo.v1";
 const OPEN_LOOP_CLIENTS: usize = 64;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // One line, not anyhow's Debug with a backtrace.
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
