@@ -294,6 +294,7 @@ impl Dispatcher {
         call: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, GatewayError> {
         let _inflight = self.drain.enter().ok_or(GatewayError::ShuttingDown)?;
+        let _on_upstream = up.track();
         let deadline = up.config.timeouts.invoke;
         let outcome = tokio::select! {
             // Dropping `call` resets the HTTP/2 stream: the provider sees the
