@@ -317,6 +317,10 @@ impl Grpc {
                 if r.is_error {
                     bail!("Invoke returned is_error");
                 }
+                // To the end of the stream, as the gateway does: dropping it
+                // early resets it, and an h2 server answers many resets
+                // with GOAWAY.
+                stream.trailers().await?;
                 return Ok(r.content.len());
             }
         }

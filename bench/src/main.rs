@@ -90,9 +90,11 @@ struct RunArgs {
     gateway_log: Option<String>,
 }
 
-/// gRPC channels in the gateway's default pool (`pool_size`); the direct
-/// mode uses as many, so the floor has the same connection fan-out.
+/// The gateway's default `pool_size` and calls per channel: the direct mode
+/// spreads its clients over channels the same way the gateway's upstream
+/// does, so the floor has the same connection fan-out.
 const POOL: usize = 15;
+const CALLS_PER_CHANNEL: usize = 16;
 const ECHO_EXPOSED: &str = "hello-rs.echo.v1";
 const ECHO_OWN: &str = "echo.v1";
 const OPEN_LOOP_CLIENTS: usize = 64;
@@ -178,9 +180,12 @@ async fn clients(
 ) -> anyhow::Result<Vec<Client>> {
     match mode {
         Mode::Grpc => {
-            let chans = channels(provider, POOL.min(n))?;
+            let chans = channels(provider, n.div_ceil(CALLS_PER_CHANNEL).clamp(1, POOL))?;
             Ok((0..n)
-                .map(|i| Client::Grpc(Grpc::new(chans[i % chans.len()].clone())))
+                .map(|i| {
+                    let c = (i / CALLS_PER_CHANNEL).min(chans.len() - 1);
+                    Client::Grpc(Grpc::new(chans[c].clone()))
+                })
                 .collect())
         }
         _ => {
