@@ -8,8 +8,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 INSPECTOR_DIR := gateway/tests/inspector
 CONFIG ?= providers.yaml
+# Where cargo puts binaries (honours CARGO_TARGET_DIR).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BENCH_ARGS ?=
 
-.PHONY: help build test fmt lint check-config test-deps run\:gateway run\:hello-rs proto\:gen
+.PHONY: help build test fmt lint check-config test-deps bench bench-micro run\:gateway run\:hello-rs proto\:gen
 
 help:
 	@grep -E '^[a-z\\:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/\\//g; s/:.*## /\t/' | column -t -s $$'\t'
@@ -50,3 +53,10 @@ fmt: ## Format all code
 lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; print the table (docs/performance.md)
+	$(CARGO) build --release -p mcp-gateway -p hello-rs -p bench
+	$(TARGET_DIR)/release/mcp-bench run --bin-dir $(TARGET_DIR)/release --out bench/results $(BENCH_ARGS)
+
+bench-micro: ## Criterion micro-benchmarks (catalog lookup, schema check, JSON-RPC, result mapping)
+	$(CARGO) bench -p bench --bench micro -- --warm-up-time 1 --measurement-time 2

@@ -29,6 +29,9 @@ use crate::{
     upstream::Upstream,
 };
 
+/// How long a result waits for its stream's trailers.
+const TRAILERS_GRACE: Duration = Duration::from_millis(100);
+
 /// Who is calling and how to reach back, for one request.
 #[derive(Clone)]
 pub struct RequestCx {
@@ -224,7 +227,19 @@ impl Dispatcher {
                                     report(p.progress, p.total, p.message).await;
                                 }
                             }
-                            Some(pb::invoke_response::Event::Result(r)) => return Ok(r),
+                            Some(pb::invoke_response::Event::Result(r)) => {
+                                // Read on to the trailers instead of dropping
+                                // the stream: a dropped stream is reset
+                                // (RST_STREAM), which costs frames on both
+                                // sides, and enough resets make an h2 server
+                                // close the connection (GOAWAY
+                                // ENHANCE_YOUR_CALM, seen at ~30k calls/s).
+                                // Bounded, so a provider that never closes
+                                // cannot hold the result back.
+                                let _ =
+                                    tokio::time::timeout(TRAILERS_GRACE, stream.trailers()).await;
+                                return Ok(r);
+                            }
                             None => {}
                         }
                     }
@@ -445,6 +460,8 @@ impl Dispatcher {
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let _inflight = self.drain.enter().ok_or(GatewayError::ShuttingDown)?;
+        // Counted per upstream so calls fill channels in order (see upstream).
+        let _on_upstream = up.track();
         let _slot = up
             .slots
             .clone()

@@ -10,6 +10,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use mcp_gateway_proto::CORRELATION_ID_HEADER;
 use rmcp::transport::streamable_http_server::{
@@ -122,6 +123,12 @@ pub async fn serve(
         }
         // Ends SSE streams and sessions so open connections can close.
         sessions_ct.cancel();
+    });
+    // Session responses are SSE bodies written in several small chunks;
+    // with Nagle on, the last chunk waits for the client's delayed ACK
+    // (~40 ms per call). Every MCP response is latency-bound, so no Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     let server =
         axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());

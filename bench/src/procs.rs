@@ -1,0 +1,254 @@
+//! Child processes (gateway, providers), free ports, readiness and memory.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+use crate::client::Http;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+/// A child that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    pub fn memory(&self) -> Memory {
+        Memory::of(self.pid())
+    }
+
+    /// User + system CPU seconds used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid())
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn spawn(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    addr: SocketAddr,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Proc> {
+    let log = std::fs::File::create(log)?;
+    let child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    Ok(Proc {
+        child,
+        addr,
+        name: name.to_string(),
+    })
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub async fn wait_listening(p: &mut Proc, within: Duration) -> anyhow::Result<()> {
+    let end = Instant::now() + within;
+    loop {
+        if tokio::net::TcpStream::connect(p.addr).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = p.child.try_wait()? {
+            bail!("{} exited early: {status}", p.name);
+        }
+        if Instant::now() > end {
+            bail!("{} did not listen on {} in time", p.name, p.addr);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub struct Bins {
+    pub gateway: PathBuf,
+    pub hello: PathBuf,
+    pub me: PathBuf,
+    pub work: PathBuf,
+    /// The gateway runs with its defaults (JSON logs at `info`) unless this
+    /// says otherwise.
+    pub gateway_env: Vec<(&'static str, &'static str)>,
+}
+
+impl Bins {
+    /// Providers log at `warn`: they are the same in every mode, and their
+    /// logging is not what is measured.
+    pub async fn hello(&self) -> anyhow::Result<Proc> {
+        let addr = free_port()?;
+        let mut p = spawn(
+            "hello-rs",
+            &self.hello,
+            &["--listen".into(), addr.to_string()],
+            addr,
+            &self.work.join("hello-rs.log"),
+            &[("RUST_LOG", "warn")],
+        )?;
+        wait_listening(&mut p, Duration::from_secs(10)).await?;
+        Ok(p)
+    }
+
+    pub async fn synthetic(&self, name: &str, tools: usize) -> anyhow::Result<Proc> {
+        let addr = free_port()?;
+        let mut p = spawn(
+            name,
+            &self.me,
+            &[
+                "synthetic".into(),
+                "--name".into(),
+                name.into(),
+                "--listen".into(),
+                addr.to_string(),
+                "--tools".into(),
+                tools.to_string(),
+            ],
+            addr,
+            &self.work.join(format!("{name}.log")),
+            &[("RUST_LOG", "warn")],
+        )?;
+        wait_listening(&mut p, Duration::from_secs(30)).await?;
+        Ok(p)
+    }
+
+    /// Starts a gateway in front of `providers` (config name, address) and
+    /// returns once `/ready` lists all of them ready, with the time that took
+    /// from spawning the process.
+    pub async fn gateway(
+        &self,
+        label: &str,
+        providers: &[(&str, SocketAddr)],
+    ) -> anyhow::Result<(Proc, Duration)> {
+        let addr = free_port()?;
+        let mut yaml = String::from(
+            "# written by mcp-bench\ndiscovery:\n  retry_interval: 200ms\n  refresh_interval: 5s\nproviders:\n",
+        );
+        for (name, a) in providers {
+            yaml.push_str(&format!("  - name: {name}\n    endpoint: http://{a}\n"));
+        }
+        let config = self.work.join(format!("{label}.yaml"));
+        std::fs::write(&config, yaml)?;
+        let t0 = Instant::now();
+        let mut p = spawn(
+            label,
+            &self.gateway,
+            &[
+                "--config".into(),
+                config.display().to_string(),
+                "--listen".into(),
+                addr.to_string(),
+            ],
+            addr,
+            &self.work.join(format!("{label}.log")),
+            &self
+                .gateway_env
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect::<Vec<_>>(),
+        )?;
+        let took = wait_ready(&mut p, providers.len(), t0).await?;
+        Ok((p, took))
+    }
+}
+
+/// Polls `/ready` every millisecond until `n` providers are `ready`.
+/// The gateway binds its listener only after the first discovery round, so
+/// this is "spawned → serving MCP with every provider's tools".
+async fn wait_ready(p: &mut Proc, n: usize, t0: Instant) -> anyhow::Result<Duration> {
+    let end = t0 + Duration::from_secs(30);
+    let mut conn: Option<Http> = None;
+    loop {
+        if Instant::now() > end {
+            bail!("{} not ready with {n} providers in 30 s", p.name);
+        }
+        if let Some(status) = p.child.try_wait()? {
+            bail!("{} exited early: {status}", p.name);
+        }
+        if conn.is_none() {
+            conn = Http::connect(p.addr).await.ok();
+        }
+        if let Some(c) = conn.as_mut() {
+            match c.get("/ready").await {
+                Ok(r) => {
+                    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                    let ready = v["providers"]
+                        .as_array()
+                        .map(|ps| ps.iter().filter(|p| p["state"] == "ready").count())
+                        .unwrap_or(0);
+                    if ready == n {
+                        return Ok(t0.elapsed());
+                    }
+                }
+                Err(_) => conn = None,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Memory {
+    /// Resident set now, MB.
+    pub rss_mb: f64,
+    /// Peak resident set since start (VmHWM), MB.
+    pub peak_mb: f64,
+}
+
+impl Memory {
+    pub fn of(pid: u32) -> Self {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return Self::default();
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map(|kb| kb / 1024.0)
+                .unwrap_or(0.0)
+        };
+        Self {
+            rss_mb: field("VmRSS:"),
+            peak_mb: field("VmHWM:"),
+        }
+    }
+}
+
+/// utime + stime from /proc/<pid>/stat, in seconds (USER_HZ = 100).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
