@@ -49,6 +49,15 @@ pub struct Config {
     /// Extra `Host` values accepted on `/mcp` (DNS-rebinding protection);
     /// loopback names and the listen address are always accepted.
     pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted on `/mcp` besides loopback ones
+    /// (`scheme://host:port`, `:*` for any port). Requests without `Origin`
+    /// (non-browser clients) pass.
+    pub allowed_origins: Vec<String>,
+    /// Northbound authentication (see docs/security.md).
+    pub auth: crate::auth::AuthConfig,
+    /// Who may see and use which tool, prompt and resource.
+    pub policy: crate::policy::PolicyConfig,
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
     pub naming: Naming,
     pub limits: Limits,
     #[serde(with = "humantime_serde")]
@@ -69,6 +78,10 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_unauthenticated_public_bind: false,
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            auth: Default::default(),
+            policy: Default::default(),
+            rate_limits: Default::default(),
             naming: Naming::default(),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -349,12 +362,15 @@ impl Config {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| out.push(Problem { field, message });
 
-        if !self.listen.ip().is_loopback() && !self.allow_unauthenticated_public_bind {
+        if !self.listen.ip().is_loopback()
+            && !self.auth.enabled()
+            && !self.allow_unauthenticated_public_bind
+        {
             bad(
                 "listen".into(),
                 format!(
                     "{} is not a loopback address and clients are not authenticated; \
-                     bind 127.0.0.1 or set allow_unauthenticated_public_bind: true",
+                     bind 127.0.0.1, configure auth, or set allow_unauthenticated_public_bind: true",
                     self.listen
                 ),
             );
@@ -392,6 +408,9 @@ impl Config {
             );
         }
         self.events.problems(&mut bad);
+        self.auth.problems(&mut bad);
+        self.policy.problems(&mut bad);
+        self.rate_limits.problems(&mut bad);
 
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {

@@ -11,6 +11,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod convert;
@@ -22,7 +23,10 @@ pub mod http;
 pub mod launch;
 pub mod mcp;
 pub mod naming;
+pub mod policy;
+pub mod ratelimit;
 pub mod schema;
+pub mod secret;
 mod stdio;
 pub mod telemetry;
 pub mod upstream;
@@ -45,6 +49,8 @@ pub enum ServeError {
     Mcp(String),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    #[error("invalid config: {0}")]
+    Auth(#[from] auth::SetupError),
 }
 
 /// A running gateway core: registry, catalog, dispatcher and sessions. Cheap
@@ -64,6 +70,7 @@ struct Inner {
     launched: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop_launched: tokio_util::sync::CancellationToken,
     events: Arc<Events>,
+    auth: Arc<auth::Authenticator>,
 }
 
 impl Gateway {
@@ -73,6 +80,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         // Install the metrics recorder before anything records.
         telemetry::metrics();
+        let auth = Arc::new(auth::Authenticator::new(&config.auth, &config.base_dir)?);
         let registry = Registry::new(&config)?;
         let audit = match config.audit.path.as_ref().map(|p| config.base_dir.join(p)) {
             Some(path) => {
@@ -106,12 +114,18 @@ impl Gateway {
         registry.start().await;
         let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
         events.start();
-        let dispatcher = Arc::new(Dispatcher::new(
-            registry.clone(),
-            config.limits.max_payload_bytes,
-            audit,
-            Arc::default(),
-        ));
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                registry.clone(),
+                config.limits.max_payload_bytes,
+                audit,
+                Arc::default(),
+            )
+            .with_security(
+                Arc::new(policy::Policy::new(&config.policy)),
+                Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
+            ),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -121,6 +135,7 @@ impl Gateway {
                 launched: std::sync::Mutex::new(launched),
                 stop_launched,
                 events,
+                auth,
             }),
         })
     }
@@ -158,6 +173,11 @@ impl Gateway {
         &self.inner.events
     }
 
+    /// Northbound authentication.
+    pub fn auth(&self) -> &Arc<auth::Authenticator> {
+        &self.inner.auth
+    }
+
     pub fn handler(&self) -> mcp::GatewayHandler {
         mcp::GatewayHandler::new(
             self.dispatcher().clone(),
@@ -186,6 +206,7 @@ impl Gateway {
         let stdin = stdio::EofSignal::new(tokio::io::stdin(), eof.clone());
         let running = self
             .handler()
+            .with_identity(self.auth().stdio_identity())
             .with_closing(eof.clone())
             .serve((stdin, tokio::io::stdout()))
             .await

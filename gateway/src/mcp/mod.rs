@@ -25,8 +25,10 @@ use rmcp::{
 
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Identity;
 use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
 use crate::events::{Events, RECENT_URI};
+use crate::policy::Kind;
 use mcp_gateway_proto::{CORRELATION_ID_HEADER, provider as pb};
 
 /// Header naming the calling agent (identity proper comes with auth).
@@ -42,6 +44,9 @@ pub struct GatewayHandler {
     closing: CancellationToken,
     events: Arc<Events>,
     session: Arc<SessionState>,
+    /// Identity for transports without per-request auth (stdio). HTTP
+    /// requests carry theirs, put there by the auth middleware.
+    identity: Option<Arc<Identity>>,
 }
 
 impl GatewayHandler {
@@ -52,7 +57,14 @@ impl GatewayHandler {
             closing: CancellationToken::new(),
             events,
             session: Arc::default(),
+            identity: None,
         }
+    }
+
+    /// Fixes the identity of every request (stdio: the parent is trusted).
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(Arc::new(identity));
+        self
     }
 
     pub fn with_closing(mut self, closing: CancellationToken) -> Self {
@@ -66,6 +78,14 @@ impl GatewayHandler {
             session: Arc::default(),
             ..self.clone()
         }
+    }
+
+    /// Resources and templates are matched by their client-side URI.
+    fn resource_visible(&self, caller: &pb::Caller, uri: &str) -> bool {
+        self.dispatcher.catalog().route(uri).is_ok_and(|r| {
+            self.dispatcher
+                .visible(caller, Kind::Resource, r.upstream.name(), uri)
+        })
     }
 
     fn recent_resource() -> Resource {
@@ -84,12 +104,19 @@ impl GatewayHandler {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        // Never falls back to a more privileged identity: an HTTP request
+        // without one (impossible past the middleware) is anonymous.
+        let anonymous = Identity::anonymous();
+        let id = parts
+            .and_then(|p| p.extensions.get::<Identity>())
+            .or(self.identity.as_deref())
+            .unwrap_or(&anonymous);
         RequestCx {
             correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
             caller: pb::Caller {
-                principal: "anonymous".into(),
-                roles: Vec::new(),
-                agent: header(AGENT_HEADER).unwrap_or_default(),
+                principal: id.principal.clone(),
+                roles: id.roles.clone(),
+                agent: id.agent.clone(),
                 session_id: header("mcp-session-id").unwrap_or_default(),
             },
             cancel: ctx.ct.clone(),
@@ -151,13 +178,31 @@ impl ServerHandler for GatewayHandler {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = self.dispatcher.catalog().tools_list.clone();
-        Ok(ListToolsResult::with_all_items(Vec::clone(&tools)))
+        let caller = self.request_cx(&ctx).caller;
+        let cat = self.dispatcher.catalog();
+        let tools = cat
+            .tools_list
+            .iter()
+            .filter(|t| {
+                cat.tool(&t.name).is_ok_and(|e| {
+                    self.dispatcher
+                        .visible(&caller, Kind::Tool, e.upstream.name(), &t.name)
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
+    /// rmcp checks `Mcp-Param-*` headers against this before our handler
+    /// sees the caller; under a policy that could reveal a hidden tool, so
+    /// then no schema is offered (the dispatcher still validates arguments).
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if !self.dispatcher.policy().is_open() {
+            return None;
+        }
         self.dispatcher
             .catalog()
             .tool(name)
@@ -188,9 +233,16 @@ impl ServerHandler for GatewayHandler {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let mut items = Vec::clone(&self.dispatcher.catalog().resources_list);
+        let caller = self.request_cx(&ctx).caller;
+        let cat = self.dispatcher.catalog();
+        let mut items: Vec<Resource> = cat
+            .resources_list
+            .iter()
+            .filter(|r| self.resource_visible(&caller, &r.uri))
+            .cloned()
+            .collect();
         items.push(Self::recent_resource());
         Ok(ListResourcesResult::with_all_items(items))
     }
@@ -198,12 +250,18 @@ impl ServerHandler for GatewayHandler {
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let items = self.dispatcher.catalog().templates_list.clone();
-        Ok(ListResourceTemplatesResult::with_all_items(Vec::clone(
-            &items,
-        )))
+        let caller = self.request_cx(&ctx).caller;
+        let items = self
+            .dispatcher
+            .catalog()
+            .templates_list
+            .iter()
+            .filter(|t| self.resource_visible(&caller, &t.uri_template))
+            .cloned()
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(items))
     }
 
     async fn read_resource(
@@ -227,10 +285,22 @@ impl ServerHandler for GatewayHandler {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let items = self.dispatcher.catalog().prompts_list.clone();
-        Ok(ListPromptsResult::with_all_items(Vec::clone(&items)))
+        let caller = self.request_cx(&ctx).caller;
+        let cat = self.dispatcher.catalog();
+        let items = cat
+            .prompts_list
+            .iter()
+            .filter(|p| {
+                cat.prompt(&p.name).is_ok_and(|e| {
+                    self.dispatcher
+                        .visible(&caller, Kind::Prompt, e.upstream.name(), &p.name)
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListPromptsResult::with_all_items(items))
     }
 
     async fn get_prompt(

@@ -10,4 +10,5 @@ mod failures;
 pub mod inspector;
 mod operations;
 mod resilience;
+mod security;
 mod surface;
