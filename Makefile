@@ -50,3 +50,6 @@ fmt: ## Format all code
 lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+certs: build ## Write a dev CA, provider server and gateway client certificates to certs/ (no openssl)
+	./target/debug/mcp-gateway certs --out certs

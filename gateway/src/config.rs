@@ -188,8 +188,13 @@ pub struct ProviderConfig {
     /// the provider's items and may prefix its URI schemes, so it must be a
     /// valid URI scheme fragment.
     pub name: String,
-    /// `http://host:port` is plaintext gRPC; the scheme says so explicitly.
+    /// `http://host:port` is plaintext gRPC; `https://host:port` is TLS and
+    /// needs `tls`. The scheme says which, explicitly.
     pub endpoint: String,
+    /// TLS to the provider (with `https://`); `cert` and `key` add the
+    /// gateway's client certificate (mTLS). Files are reloaded on change.
+    #[serde(default)]
+    pub tls: Option<ProviderTls>,
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
     #[serde(default)]
@@ -206,6 +211,23 @@ pub struct ProviderConfig {
     /// Start and supervise the provider process (a "managed provider").
     #[serde(default)]
     pub launch: Option<Launch>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTls {
+    /// CA certificate(s), PEM, that the provider's certificate must chain to.
+    pub ca: std::path::PathBuf,
+    /// Client certificate chain, PEM (mTLS).
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// Client private key, PEM (mTLS).
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// Name checked against the certificate's SANs; defaults to the
+    /// endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -429,6 +451,22 @@ impl Config {
             if let Err(msg) = check_endpoint(&p.endpoint) {
                 bad(at("endpoint"), msg);
             }
+            let https = p.endpoint.starts_with("https://");
+            match &p.tls {
+                None if https => bad(
+                    at("tls"),
+                    "an https:// endpoint needs tls.ca (the CA the provider's certificate chains to)"
+                        .into(),
+                ),
+                Some(_) if !https => bad(
+                    at("tls"),
+                    "tls is set but the endpoint is http:// (plaintext); use https://".into(),
+                ),
+                Some(t) if t.cert.is_some() != t.key.is_some() => {
+                    bad(at("tls"), "set both cert and key, or neither".into())
+                }
+                _ => {}
+            }
             if !(1..=256).contains(&p.pool_size) {
                 bad(
                     at("pool_size"),
@@ -490,15 +528,10 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
         .parse()
         .map_err(|e| format!("{endpoint:?} is not a URI: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{endpoint:?}: TLS to providers is not supported yet; use http:// (plaintext)"
-            ));
-        }
+        Some("http" | "https") => {}
         _ => {
             return Err(format!(
-                "{endpoint:?} must start with http:// (plaintext gRPC)"
+                "{endpoint:?} must start with https:// (TLS) or http:// (plaintext gRPC)"
             ));
         }
     }

@@ -567,10 +567,11 @@ impl Dispatcher {
         if lost || status.code() == tonic::Code::Unavailable {
             // Re-check now so a dead provider leaves the catalog promptly.
             self.registry.poke(name);
+            let detail = crate::upstream::describe_status(&status, &up.config);
             let message = if lost {
-                format!("connection to the provider was lost: {}", status.message())
+                format!("connection to the provider was lost: {detail}")
             } else {
-                format!("provider unavailable: {}", status.message())
+                format!("provider unavailable: {detail}")
             };
             return GatewayError::Provider {
                 provider: name.to_string(),

@@ -13,6 +13,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod certs;
 pub mod config;
 pub mod convert;
 pub mod dispatch;
@@ -43,6 +44,8 @@ use crate::{
 pub enum ServeError {
     #[error("invalid provider endpoint: {0}")]
     Endpoint(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Upstream(#[from] upstream::UpstreamError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("MCP session failed: {0}")]
@@ -112,6 +115,7 @@ impl Gateway {
             })
             .collect();
         registry.start().await;
+        upstream::tls_watch::spawn(registry.clone());
         let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
         events.start();
         let dispatcher = Arc::new(

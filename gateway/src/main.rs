@@ -32,10 +32,33 @@ struct Cli {
 enum Command {
     /// Validate the config and exit: 0 when valid, 1 with every problem listed otherwise.
     Check,
+    /// Write a development CA and certificates signed by it (provider server
+    /// certificate for localhost/127.0.0.1, gateway client certificate).
+    Certs {
+        /// Directory to write ca.pem, server.pem/.key, client.pem/.key into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Certs { out }) = &cli.command {
+        let made = mcp_gateway::certs::generate(&Default::default()).and_then(|b| b.write(out));
+        return match made {
+            Ok(()) => {
+                println!(
+                    "wrote ca.pem ca.key server.pem server.key client.pem client.key to {}",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mcp-gateway: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match load(&cli) {
         Ok(c) => c,
         Err(e) => {

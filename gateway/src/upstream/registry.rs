@@ -88,13 +88,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(config: &Config) -> Result<Arc<Self>, tonic::transport::Error> {
+    pub fn new(config: &Config) -> Result<Arc<Self>, super::UpstreamError> {
         let slots = config
             .providers
             .iter()
             .map(|p| {
                 Ok(Slot {
-                    upstream: Upstream::new(p.clone(), config.limits.max_payload_bytes)?,
+                    upstream: Upstream::new(
+                        p.clone(),
+                        config.limits.max_payload_bytes,
+                        &config.base_dir,
+                    )?,
                     items: ArcSwapOption::empty(),
                     last_items: ArcSwapOption::empty(),
                     state: Mutex::new((ProviderState::Connecting, None, None)),
@@ -276,7 +280,11 @@ impl Registry {
                 self.rebuild();
             }
             Err(status) => {
-                let err = format!("{:?}: {}", status.code(), status.message());
+                let err = format!(
+                    "{:?}: {}",
+                    status.code(),
+                    super::describe_status(&status, &slot.upstream.config)
+                );
                 let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
                 let had = slot.items.swap(None);
                 let had_items = had.is_some();

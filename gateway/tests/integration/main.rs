@@ -12,3 +12,4 @@ mod operations;
 mod resilience;
 mod security;
 mod surface;
+mod tls;
