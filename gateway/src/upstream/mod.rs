@@ -112,6 +112,12 @@ pub fn describe_status(status: &Status, config: &ProviderConfig) -> String {
         } else {
             "the provider refused the gateway's client certificate (tls.cert)".to_string()
         }
+    } else if tls.cert.is_none()
+        && (lower.contains("connection closed") || lower.contains("connection reset"))
+    {
+        // TLS 1.3: the provider checks the client certificate after the
+        // handshake and may just close the connection without an alert.
+        "the provider closed the connection after the handshake; it likely requires a client certificate and none is configured (missing client cert: set tls.cert and tls.key)".to_string()
     } else {
         return format!("{}{chain}", status.message());
     };

@@ -205,8 +205,19 @@ fn certs_command_writes_a_usable_set() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for f in ["ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "ca.pem",
+        "ca.key",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ] {
         let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
         assert!(text.starts_with("-----BEGIN "), "{f}: {text}");
     }
