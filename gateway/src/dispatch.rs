@@ -116,6 +116,42 @@ impl Dispatcher {
         self.policy.allows(caller, kind, provider, name)
     }
 
+    /// Whether `caller` may see anything of `provider` (then its events too).
+    pub fn sees_provider(&self, caller: &pb::Caller, provider: &str) -> bool {
+        if self.policy.is_open() {
+            return true;
+        }
+        let cat = self.catalog();
+        let tools = cat.tools_list.iter().any(|t| {
+            cat.tool(&t.name).is_ok_and(|e| {
+                e.upstream.name() == provider && self.visible(caller, Kind::Tool, provider, &t.name)
+            })
+        });
+        let prompts = || {
+            cat.prompts_list.iter().any(|p| {
+                cat.prompt(&p.name).is_ok_and(|e| {
+                    e.upstream.name() == provider
+                        && self.visible(caller, Kind::Prompt, provider, &p.name)
+                })
+            })
+        };
+        let uris = cat
+            .resources_list
+            .iter()
+            .map(|r| r.uri.as_str())
+            .chain(cat.templates_list.iter().map(|t| t.uri_template.as_str()))
+            .collect::<Vec<_>>();
+        let resources = || {
+            uris.iter().any(|u| {
+                cat.route(u).is_ok_and(|r| {
+                    r.upstream.name() == provider
+                        && self.visible(caller, Kind::Resource, provider, u)
+                })
+            })
+        };
+        tools || prompts() || resources()
+    }
+
     /// Resolves a tool name as `caller` may see it: a hidden tool answers
     /// exactly like an unknown one, ambiguity lists only visible tools,
     /// and a hidden tool of a down provider is not reported unavailable.

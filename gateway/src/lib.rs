@@ -130,6 +130,10 @@ impl Gateway {
                 Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
             ),
         );
+        let d = dispatcher.clone();
+        sessions.set_access(Arc::new(move |caller, provider| {
+            d.sees_provider(caller, provider)
+        }));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

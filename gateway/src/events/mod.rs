@@ -275,6 +275,7 @@ impl Events {
                         record.clone(),
                     )
                     .with_logger(provider.unwrap_or("events")),
+                    provider,
                 );
             }
         }

@@ -111,14 +111,16 @@ impl GatewayHandler {
             .and_then(|p| p.extensions.get::<Identity>())
             .or(self.identity.as_deref())
             .unwrap_or(&anonymous);
+        let caller = pb::Caller {
+            principal: id.principal.clone(),
+            roles: id.roles.clone(),
+            agent: id.agent.clone(),
+            session_id: header("mcp-session-id").unwrap_or_default(),
+        };
+        self.session.set_caller(&caller);
         RequestCx {
             correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
-            caller: pb::Caller {
-                principal: id.principal.clone(),
-                roles: id.roles.clone(),
-                agent: id.agent.clone(),
-                session_id: header("mcp-session-id").unwrap_or_default(),
-            },
+            caller,
             cancel: ctx.ct.clone(),
         }
     }
@@ -172,6 +174,20 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // The session's identity, for filtering events before its first request.
+        let id = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Identity>())
+            .or(self.identity.as_deref());
+        if let Some(id) = id {
+            self.session.set_caller(&pb::Caller {
+                principal: id.principal.clone(),
+                roles: id.roles.clone(),
+                agent: id.agent.clone(),
+                session_id: String::new(),
+            });
+        }
         self.sessions.add_peer(ctx.peer, self.session.clone());
     }
 
@@ -270,8 +286,17 @@ impl ServerHandler for GatewayHandler {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         if request.uri == RECENT_URI {
-            let text = ResourceContents::text(self.events.recent_json(), RECENT_URI)
-                .with_mime_type("application/json");
+            let caller = self.request_cx(&ctx).caller;
+            let mut recent: Vec<serde_json::Value> =
+                serde_json::from_str(&self.events.recent_json()).unwrap_or_default();
+            // Only events of providers this caller may see.
+            recent.retain(|r| {
+                r["provider"]
+                    .as_str()
+                    .is_none_or(|p| self.dispatcher.sees_provider(&caller, p))
+            });
+            let json = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
+            let text = ResourceContents::text(json, RECENT_URI).with_mime_type("application/json");
             return Ok(ReadResourceResult::new(vec![text]).into());
         }
         let cx = self.request_cx(&ctx);
@@ -321,9 +346,22 @@ impl ServerHandler for GatewayHandler {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.session.subscribe(&request.uri);
+        // A hidden URI is accepted like an unknown one, and never notified.
+        let caller = self.request_cx(&ctx).caller;
+        let hidden = self
+            .dispatcher
+            .catalog()
+            .route(&request.uri)
+            .is_ok_and(|r| {
+                !self
+                    .dispatcher
+                    .visible(&caller, Kind::Resource, r.upstream.name(), &request.uri)
+            });
+        if !hidden {
+            self.session.subscribe(&request.uri);
+        }
         Ok(())
     }
 

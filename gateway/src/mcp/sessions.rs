@@ -19,6 +19,11 @@ use rmcp::{Peer, RoleServer, service::SubscriptionSink};
 use tokio::sync::broadcast;
 
 use crate::upstream::ListChanges;
+use mcp_gateway_proto::provider as pb;
+
+/// Whether a caller may see a provider's events (set by the gateway from
+/// its policy; everything is visible until then).
+pub type Access = Arc<dyn Fn(&pb::Caller, &str) -> bool + Send + Sync>;
 
 /// One slow client must not hold up the others.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,9 +34,29 @@ pub struct SessionState {
     uris: Mutex<HashSet<String>>,
     /// Minimum `notifications/message` severity (rank); none = everything.
     log_level: Mutex<Option<u8>>,
+    /// Who the session's latest request came from, for event filtering.
+    caller: Mutex<Option<pb::Caller>>,
 }
 
 impl SessionState {
+    pub fn set_caller(&self, caller: &pb::Caller) {
+        let mut c = self.caller.lock().expect("caller lock");
+        if c.as_ref() != Some(caller) {
+            *c = Some(caller.clone());
+        }
+    }
+
+    fn caller(&self) -> pb::Caller {
+        self.caller
+            .lock()
+            .expect("caller lock")
+            .clone()
+            .unwrap_or_else(|| pb::Caller {
+                principal: "anonymous".into(),
+                ..Default::default()
+            })
+    }
+
     pub fn subscribe(&self, uri: &str) {
         self.uris.lock().expect("uris lock").insert(uri.to_string());
     }
@@ -73,6 +98,7 @@ pub struct Sessions {
     peers: Mutex<Vec<PeerEntry>>,
     sinks: Mutex<HashMap<u64, SubscriptionSink>>,
     next: AtomicU64,
+    access: std::sync::OnceLock<Access>,
 }
 
 impl Sessions {
@@ -134,8 +160,12 @@ impl Sessions {
     /// `notifications/message` to 2025-11-25 sessions (2026-07-28 has no
     /// logging on listen streams; they can read `events://recent`).
     #[allow(deprecated)]
-    pub fn log(&self, param: LoggingMessageNotificationParam) {
-        for peer in self.live_peers(|s| s.logs(param.level)) {
+    pub fn log(&self, param: LoggingMessageNotificationParam, provider: Option<&str>) {
+        let visible = |s: &SessionState| match (provider, self.access.get()) {
+            (Some(p), Some(access)) => access(&s.caller(), p),
+            _ => true,
+        };
+        for peer in self.live_peers(|s| s.logs(param.level) && visible(s)) {
             let p = param.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(SEND_TIMEOUT, peer.notify_logging_message(p)).await {
@@ -145,6 +175,11 @@ impl Sessions {
                 }
             });
         }
+    }
+
+    /// Installs the policy check for provider events (once).
+    pub fn set_access(&self, access: Access) {
+        let _ = self.access.set(access);
     }
 
     pub fn add_sink(&self, sink: SubscriptionSink) -> u64 {

@@ -336,6 +336,17 @@ pub async fn http_client_as(
     token: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Client {
+    http_client_rec(url, stateless, token, headers, Recorder::default()).await
+}
+
+/// [`http_client_as`] with a recorder of what the server pushes.
+pub async fn http_client_rec(
+    url: &str,
+    stateless: bool,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    recorder: Recorder,
+) -> Client {
     init();
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.to_string());
@@ -354,7 +365,7 @@ pub async fn http_client_as(
             .collect(),
     );
     let transport = StreamableHttpClientTransport::from_config(cfg);
-    serve_client_with_lifecycle(Recorder::default(), transport, lifecycle(stateless))
+    serve_client_with_lifecycle(recorder, transport, lifecycle(stateless))
         .await
         .expect("client connects")
 }

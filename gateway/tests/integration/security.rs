@@ -722,3 +722,71 @@ async fn stdio_identity_comes_from_the_config() {
     assert_eq!(r.structured_content.unwrap()["principal"], "desktop-user");
     let _ = client.cancel().await;
 }
+
+/// Events reach only sessions allowed to see their provider: log
+/// notifications and `events://recent` are filtered by policy.
+#[tokio::test]
+async fn events_are_filtered_by_what_the_session_may_see() {
+    use crate::events::{ECHOED, evented};
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let provider = spawn_on(evented("ev", "ev"), "127.0.0.1:0").await;
+    let yaml = format!(
+        "auth:\n  mode: api_key\n  api_keys:\n    - {{ principal: reader, sha256: \"{}\", roles: [ev-reader] }}\n    - {{ principal: other, sha256: \"{}\" }}\npolicy:\n  rules:\n    - providers: [ev]\n      roles_any: [ev-reader]\n",
+        sha256_hex("reader-key"),
+        sha256_hex("other-key")
+    );
+    let gw = start_gateway(&config_yaml(&[("ev", provider.addr())], &yaml)).await;
+    let (rec_r, rec_o) = (Recorder::default(), Recorder::default());
+    let reader = http_client_rec(&gw.url(), false, Some("reader-key"), &[], rec_r.clone()).await;
+    let other = http_client_rec(&gw.url(), false, Some("other-key"), &[], rec_o.clone()).await;
+    // Wait until the provider's event stream is open.
+    for _ in 0..50 {
+        if gw.gateway.events().stats().streams_open == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(names(&other).await.is_empty());
+    call(&reader, "ev.echo.v1", json!({"message": "secret-ish"}))
+        .await
+        .unwrap();
+    let mut got = false;
+    for _ in 0..40 {
+        if rec_r
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l["type"] == ECHOED)
+        {
+            got = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(got, "the reader gets the event");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        rec_o
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| l["provider"] != "ev"),
+        "{:?}",
+        rec_o.logs.lock().unwrap()
+    );
+    async fn recent(c: &Client) -> usize {
+        let r = c
+            .read_resource(ReadResourceRequestParams::new("events://recent"))
+            .await
+            .unwrap();
+        let ResourceContents::TextResourceContents { text, .. } = &r.contents[0] else {
+            panic!("{r:?}")
+        };
+        serde_json::from_str::<Vec<Value>>(text).unwrap().len()
+    }
+    assert_eq!(recent(&reader).await, 1);
+    assert_eq!(recent(&other).await, 0);
+    gw.shutdown().await;
+}
