@@ -53,6 +53,8 @@ pub struct Config {
     /// (`scheme://host:port`, `:*` for any port). Requests without `Origin`
     /// (non-browser clients) pass.
     pub allowed_origins: Vec<String>,
+    /// TLS on the HTTP listener: `{ cert, key }` PEM files.
+    pub server_tls: Option<ServerTls>,
     /// Northbound authentication (see docs/security.md).
     pub auth: crate::auth::AuthConfig,
     /// Who may see and use which tool, prompt and resource.
@@ -79,6 +81,7 @@ impl Default for Config {
             allow_unauthenticated_public_bind: false,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            server_tls: None,
             auth: Default::default(),
             policy: Default::default(),
             rate_limits: Default::default(),
@@ -211,6 +214,15 @@ pub struct ProviderConfig {
     /// Start and supervise the provider process (a "managed provider").
     #[serde(default)]
     pub launch: Option<Launch>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// Certificate chain, PEM.
+    pub cert: std::path::PathBuf,
+    /// Private key, PEM.
+    pub key: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

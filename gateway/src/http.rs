@@ -108,13 +108,15 @@ pub fn router(
 pub async fn serve(
     gateway: &Gateway,
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let sessions_ct = CancellationToken::new();
     let exchanges = Arc::new(Drain::default());
     let app = router(gateway, local, sessions_ct.clone(), exchanges.clone());
-    tracing::info!(address = %local, "serving MCP over Streamable HTTP at http://{local}/mcp");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, "serving MCP over Streamable HTTP at {scheme}://{local}/mcp");
 
     let stop_accepting = CancellationToken::new();
     let grace = gateway.config().shutdown_grace;
@@ -139,8 +141,22 @@ pub async fn serve(
         // Ends SSE streams and sessions so open connections can close.
         sessions_ct.cancel();
     });
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let stopped = stop_accepting.clone().cancelled_owned();
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        Some(acceptor) => {
+            let listener = crate::tls_listen::TlsListener::new(listener, acceptor)?;
+            Box::pin(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+        None => Box::pin(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    };
     // Connections that still linger after the grace period are cut.
     let hard_stop = async move {
         stop_accepting.cancelled().await;

@@ -30,6 +30,7 @@ pub mod schema;
 pub mod secret;
 mod stdio;
 pub mod telemetry;
+pub mod tls_listen;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub enum ServeError {
     Audit(#[from] audit::AuditError),
     #[error("invalid config: {0}")]
     Auth(#[from] auth::SetupError),
+    #[error("invalid config: {0}")]
+    ServerTls(#[from] tls_listen::TlsListenError),
 }
 
 /// A running gateway core: registry, catalog, dispatcher and sessions. Cheap
@@ -200,7 +203,15 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        http::serve(self, listener, shutdown).await?;
+        let tls = match &self.config().server_tls {
+            Some(t) => Some(tls_listen::acceptor(
+                &t.cert,
+                &t.key,
+                &self.config().base_dir,
+            )?),
+            None => None,
+        };
+        http::serve(self, listener, tls, shutdown).await?;
         self.stop().await;
         Ok(())
     }

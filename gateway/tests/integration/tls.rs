@@ -231,3 +231,51 @@ fn certs_command_writes_a_usable_set() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// `server_tls`: the front door speaks HTTPS with the configured
+/// certificate; a client trusting that CA gets answers, plaintext does not.
+#[tokio::test]
+async fn northbound_tls_serves_https_and_refuses_plaintext() {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = bundle(false);
+    let dir = tempfile::tempdir().unwrap();
+    b.write(dir.path()).unwrap();
+    let yaml = format!(
+        "server_tls: {{ cert: {d}/server.pem, key: {d}/server.key }}\n",
+        d = dir.path().display()
+    );
+    let gw = start_gateway(&yaml).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(b.ca_cert.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with the dev CA");
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    tls.read_to_string(&mut resp).await.unwrap_or_default();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    assert!(resp.contains(r#"{"status":"ok"}"#), "{resp}");
+    // Plaintext HTTP on the TLS port gets no HTTP answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/health", gw.addr))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+    gw.shutdown().await;
+}
