@@ -128,12 +128,17 @@ pub struct NamingOverride {
 pub struct Limits {
     /// Largest accepted request body and largest accepted provider response.
     pub max_payload_bytes: usize,
+    /// Longest an HTTP request to `/mcp` may take to be answered (GET
+    /// event streams excepted); 504 after it.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_payload_bytes: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -414,6 +419,12 @@ impl Config {
             bad(
                 "limits.max_payload_bytes".into(),
                 "must be at least 1024".into(),
+            );
+        }
+        if self.limits.request_timeout.is_zero() {
+            bad(
+                "limits.request_timeout".into(),
+                "must be greater than 0".into(),
             );
         }
         if self.discovery.retry_interval.is_zero() {

@@ -85,6 +85,7 @@ pub fn router(
             state.clone(),
             track_exchange,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let mut admin = Router::new()
         .route("/metrics", get(metrics))
@@ -208,6 +209,25 @@ impl http_body::Body for GuardedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Bounds the time to answer one `/mcp` request. GETs are standalone SSE
+/// streams, open by design.
+async fn time_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let limit = s.gateway.config().limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let body = json!({
+                "error": "timeout",
+                "error_description": format!("no answer within limits.request_timeout ({})", humantime::format_duration(limit)),
+            });
+            (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response()
+        }
     }
 }
 

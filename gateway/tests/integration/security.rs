@@ -790,3 +790,25 @@ async fn events_are_filtered_by_what_the_session_may_see() {
     assert_eq!(recent(&other).await, 0);
     gw.shutdown().await;
 }
+
+/// `limits.request_timeout` bounds an HTTP request: 504 past it, while
+/// quicker requests are answered.
+#[tokio::test]
+async fn request_time_limit_answers_504() {
+    let provider = spawn_kit(Arc::default()).await;
+    let gw = start_gateway(&config_yaml(
+        &[("kit", provider.addr())],
+        "limits:\n  request_timeout: 300ms\n",
+    ))
+    .await;
+    let slow = json!({"name": "kit.slow.v1", "arguments": {"ms": 3000}});
+    let started = std::time::Instant::now();
+    let (s, _, body) = raw_2026(&gw.url(), "tools/call", Some("kit.slow.v1"), slow, &[]).await;
+    assert_eq!(s, 504, "{body}");
+    assert_eq!(body["error"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let quick = json!({"name": "kit.slow.v1", "arguments": {"ms": 10}});
+    let (s, _, _) = raw_2026(&gw.url(), "tools/call", Some("kit.slow.v1"), quick, &[]).await;
+    assert_eq!(s, 200);
+    gw.shutdown().await;
+}
