@@ -116,6 +116,15 @@ impl Dispatcher {
         self.policy.allows(caller, kind, provider, name)
     }
 
+    /// Whether `caller` may see resource `uri`; URIs no provider owns
+    /// (`events://recent`, made-up ones) reveal nothing and pass.
+    pub fn sees_uri(&self, caller: &pb::Caller, uri: &str) -> bool {
+        match self.catalog().route(uri) {
+            Ok(r) => self.visible(caller, Kind::Resource, r.upstream.name(), uri),
+            Err(_) => true,
+        }
+    }
+
     /// Whether `caller` may see anything of `provider` (then its events too).
     pub fn sees_provider(&self, caller: &pb::Caller, provider: &str) -> bool {
         if self.policy.is_open() {

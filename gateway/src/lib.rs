@@ -137,6 +137,8 @@ impl Gateway {
         sessions.set_access(Arc::new(move |caller, provider| {
             d.sees_provider(caller, provider)
         }));
+        let d = dispatcher.clone();
+        sessions.set_uri_access(Arc::new(move |caller, uri| d.sees_uri(caller, uri)));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

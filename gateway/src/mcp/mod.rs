@@ -350,16 +350,7 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), McpError> {
         // A hidden URI is accepted like an unknown one, and never notified.
         let caller = self.request_cx(&ctx).caller;
-        let hidden = self
-            .dispatcher
-            .catalog()
-            .route(&request.uri)
-            .is_ok_and(|r| {
-                !self
-                    .dispatcher
-                    .visible(&caller, Kind::Resource, r.upstream.name(), &request.uri)
-            });
-        if !hidden {
+        if self.dispatcher.sees_uri(&caller, &request.uri) {
             self.session.subscribe(&request.uri);
         }
         Ok(())
@@ -405,7 +396,8 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
-        let id = self.sessions.add_sink(ctx.sink().clone());
+        let caller = self.request_cx(ctx.request_context()).caller;
+        let id = self.sessions.add_sink(ctx.sink().clone(), caller);
         // rmcp does not cancel an open listen when stdin reaches EOF and would
         // wait for it before exiting; `closing` fires then.
         tokio::select! {

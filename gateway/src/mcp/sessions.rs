@@ -96,9 +96,11 @@ struct PeerEntry {
 #[derive(Default)]
 pub struct Sessions {
     peers: Mutex<Vec<PeerEntry>>,
-    sinks: Mutex<HashMap<u64, SubscriptionSink>>,
+    /// 2026-07-28 listen streams, with who opened them.
+    sinks: Mutex<HashMap<u64, (SubscriptionSink, pb::Caller)>>,
     next: AtomicU64,
     access: std::sync::OnceLock<Access>,
+    uri_access: std::sync::OnceLock<Access>,
 }
 
 impl Sessions {
@@ -121,7 +123,17 @@ impl Sessions {
 
     fn all_sinks(&self) -> Vec<SubscriptionSink> {
         let sinks = self.sinks.lock().expect("sinks lock");
-        sinks.values().cloned().collect()
+        sinks.values().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// Listen streams whose opener may see resource `uri`.
+    fn sinks_seeing(&self, uri: &str) -> Vec<SubscriptionSink> {
+        let sinks = self.sinks.lock().expect("sinks lock");
+        sinks
+            .values()
+            .filter(|(_, caller)| self.uri_access.get().is_none_or(|see| see(caller, uri)))
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     /// `notifications/resources/updated` for a client-side URI: to sessions
@@ -137,7 +149,7 @@ impl Sessions {
                 }
             });
         }
-        for sink in self.all_sinks() {
+        for sink in self.sinks_seeing(uri) {
             let wanted = sink
                 .accepted()
                 .resource_subscriptions
@@ -182,9 +194,17 @@ impl Sessions {
         let _ = self.access.set(access);
     }
 
-    pub fn add_sink(&self, sink: SubscriptionSink) -> u64 {
+    /// Installs the policy check for resource URIs (once).
+    pub fn set_uri_access(&self, access: Access) {
+        let _ = self.uri_access.set(access);
+    }
+
+    pub fn add_sink(&self, sink: SubscriptionSink, caller: pb::Caller) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.sinks.lock().expect("sinks lock").insert(id, sink);
+        self.sinks
+            .lock()
+            .expect("sinks lock")
+            .insert(id, (sink, caller));
         id
     }
 

@@ -812,3 +812,90 @@ async fn request_time_limit_answers_504() {
     assert_eq!(s, 200);
     gw.shutdown().await;
 }
+
+/// Resource updates for a hidden URI reach neither a 2025-11-25
+/// subscription nor a 2026-07-28 listen stream of a caller who may not see
+/// it; an allowed caller gets them.
+#[tokio::test]
+async fn resource_updates_for_hidden_uris_are_not_delivered() {
+    use crate::events::evented;
+    use rmcp::model::{ServerNotification, SubscribeRequestParams, SubscriptionFilter};
+    let provider = spawn_on(evented("ev", "ev"), "127.0.0.1:0").await;
+    let yaml = format!(
+        "auth:\n  mode: api_key\n  api_keys:\n    - {{ principal: reader, sha256: \"{}\", roles: [reader] }}\n    - {{ principal: other, sha256: \"{}\" }}\npolicy:\n  rules:\n    - resources: [\"ev://greeting\"]\n      roles_any: [reader]\n",
+        sha256_hex("reader-key"),
+        sha256_hex("other-key")
+    );
+    let gw = start_gateway(&config_yaml(&[("ev", provider.addr())], &yaml)).await;
+    for _ in 0..50 {
+        if gw.gateway.events().stats().streams_open == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rec_r, rec_o) = (Recorder::default(), Recorder::default());
+    let reader = http_client_rec(&gw.url(), false, Some("reader-key"), &[], rec_r.clone()).await;
+    let other = http_client_rec(&gw.url(), false, Some("other-key"), &[], rec_o.clone()).await;
+    #[allow(deprecated)]
+    for c in [&reader, &other] {
+        c.subscribe(SubscribeRequestParams::new("ev://greeting"))
+            .await
+            .unwrap();
+    }
+    let listener = |key: &'static str| {
+        let url = gw.url();
+        async move {
+            let c = http_client_as(&url, true, Some(key), &[]).await;
+            let sub = c
+                .listen(
+                    SubscriptionFilter::builder()
+                        .resource_subscription("ev://greeting")
+                        .build(),
+                )
+                .await
+                .unwrap();
+            (c, sub)
+        }
+    };
+    let (_c1, mut sub_r) = listener("reader-key").await;
+    let (_c2, mut sub_o) = listener("other-key").await;
+    // The other caller can still use the tools (the rule names resources).
+    call(&other, "ev.touch.v1", json!({"message": ""}))
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), sub_r.next())
+        .await
+        .expect("the reader's listen stream gets the update")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&n, ServerNotification::ResourceUpdatedNotification(u) if u.params.uri == "ev://greeting"),
+        "{n:?}"
+    );
+    let mut got = false;
+    for _ in 0..40 {
+        if rec_r
+            .updated
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|u| u == "ev://greeting")
+        {
+            got = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(got, "the reader's session gets the update");
+    // Nothing for the other caller, on either revision.
+    let none = tokio::time::timeout(Duration::from_millis(500), sub_o.next()).await;
+    assert!(
+        !matches!(
+            &none,
+            Ok(Ok(Some(ServerNotification::ResourceUpdatedNotification(_))))
+        ),
+        "{none:?}"
+    );
+    assert!(rec_o.updated.lock().unwrap().is_empty());
+    gw.shutdown().await;
+}
