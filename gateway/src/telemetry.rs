@@ -1,5 +1,7 @@
 //! Structured JSON logs on stderr (stdout is the MCP channel under --stdio).
-//! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`). Request spans carry the
+//! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`);
+//! other crates' TRACE events and rmcp's DEBUG events are dropped (they
+//! carry message bodies). Request spans carry the
 //! correlation ID, so every line logged inside a request shows it.
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -16,10 +18,19 @@ pub fn init_logging() {
         .with_current_span(true)
         .with_span_list(false)
         .with_writer(std::io::stderr);
+    // Dependencies' TRACE events, and rmcp's DEBUG ones, dump raw JSON-RPC
+    // messages and headers (tool arguments, tokens): never emitted,
+    // whatever RUST_LOG says.
+    let no_dependency_trace = tracing_subscriber::filter::filter_fn(|m| {
+        let ours = m.target().starts_with("mcp_gateway");
+        let level = *m.level();
+        ours || (level < tracing::Level::DEBUG
+            || (level == tracing::Level::DEBUG && !m.target().starts_with("rmcp")))
+    });
     // A second init (tests) is harmless.
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(json)
+        .with(json.with_filter(no_dependency_trace))
         .try_init();
 }
 

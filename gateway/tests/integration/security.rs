@@ -648,7 +648,7 @@ providers:
         .arg("--config")
         .arg(cfg.path())
         .env("MCPGW_SECRET_UNDER_TEST", "env-secret-PLMK-5524")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "trace")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -681,6 +681,16 @@ providers:
         answers.push_str(&format!("{s} {h:?} {body}\n"));
     }
     assert_eq!(answers.matches("200 ").count(), 2, "{answers}");
+    // Tool arguments are never logged either, even at trace level.
+    let (s, _, _) = raw_2026(
+        &url,
+        "tools/call",
+        Some("gone.login"),
+        json!({"name": "gone.login", "arguments": {"password": "ARG-SECRET-7781"}}),
+        &[("authorization", "Bearer env-secret-PLMK-5524")],
+    )
+    .await;
+    assert_eq!(s, 200);
     unsafe { libc_kill(child.id().unwrap()) };
     let out = child.wait_with_output().await.unwrap();
     let logs = format!(
@@ -692,6 +702,11 @@ providers:
         logs.contains("unauthenticated request refused"),
         "logs are captured: {logs}"
     );
+    let leaked: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("ARG-SECRET-7781"))
+        .collect();
+    assert!(leaked.is_empty(), "argument in logs: {leaked:?}");
     for secret in ["PLMK-552", "ZQXJ-9931"] {
         assert!(!logs.contains(secret), "secret in logs: {logs}");
         assert!(!ready.contains(secret), "secret in /ready: {ready}");
