@@ -67,6 +67,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Check) = cli.command {
+        // Secret references too: a missing env var or key file fails here.
+        if let Err(e) = mcp_gateway::auth::Authenticator::new(&config.auth, &config.base_dir) {
+            eprintln!("mcp-gateway: invalid config: {e}");
+            return ExitCode::FAILURE;
+        }
         let names: Vec<_> = config.providers.iter().map(|p| p.name.as_str()).collect();
         println!(
             "{}: OK ({} provider{}: {})",

@@ -84,7 +84,7 @@ policy:
       roles_any: [admin]
     - prompts: ["kit.greet"]
       roles_all: [admin, writer]
-    - resources: ["kit://readme"]
+    - resources: ["kit://readme", "kit://items/*"]
       roles_any: [admin]
     - tools: ["kit.whoami.v1"]
       agents: [claude]
@@ -137,6 +137,10 @@ async fn tools_list_differs_by_role_and_a_hidden_tool_answers_like_an_unknown_on
         let ur = u.list_all_resources().await.unwrap();
         assert!(ar.iter().any(|r| r.uri == "kit://readme"));
         assert!(!ur.iter().any(|r| r.uri == "kit://readme"));
+        let at = a.list_all_resource_templates().await.unwrap();
+        let ut = u.list_all_resource_templates().await.unwrap();
+        assert!(at.iter().any(|t| t.uri_template == "kit://items/{id}"));
+        assert!(!ut.iter().any(|t| t.uri_template == "kit://items/{id}"));
 
         // The admin may call it; the user gets the unknown-tool answer.
         let ok = call(&a, "kit.fail.v1", json!({"message": "x"}))
