@@ -60,3 +60,5 @@ bench: ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; 
 
 bench-micro: ## Criterion micro-benchmarks (catalog lookup, schema check, JSON-RPC, result mapping)
 	$(CARGO) bench -p bench --bench micro -- --warm-up-time 1 --measurement-time 2
+certs: build ## Write a dev CA, provider server and gateway client certificates to certs/ (no openssl)
+	./target/debug/mcp-gateway certs --out certs

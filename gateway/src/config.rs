@@ -49,6 +49,17 @@ pub struct Config {
     /// Extra `Host` values accepted on `/mcp` (DNS-rebinding protection);
     /// loopback names and the listen address are always accepted.
     pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted on `/mcp` besides loopback ones
+    /// (`scheme://host:port`, `:*` for any port). Requests without `Origin`
+    /// (non-browser clients) pass.
+    pub allowed_origins: Vec<String>,
+    /// TLS on the HTTP listener: `{ cert, key }` PEM files.
+    pub server_tls: Option<ServerTls>,
+    /// Northbound authentication (see docs/security.md).
+    pub auth: crate::auth::AuthConfig,
+    /// Who may see and use which tool, prompt and resource.
+    pub policy: crate::policy::PolicyConfig,
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
     pub naming: Naming,
     pub limits: Limits,
     #[serde(with = "humantime_serde")]
@@ -70,6 +81,11 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_unauthenticated_public_bind: false,
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            server_tls: None,
+            auth: Default::default(),
+            policy: Default::default(),
+            rate_limits: Default::default(),
             naming: Naming::default(),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -114,12 +130,17 @@ pub struct NamingOverride {
 pub struct Limits {
     /// Largest accepted request body and largest accepted provider response.
     pub max_payload_bytes: usize,
+    /// Longest an HTTP request to `/mcp` may take to be answered (GET
+    /// event streams excepted); 504 after it.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_payload_bytes: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -207,8 +228,13 @@ pub struct ProviderConfig {
     /// the provider's items and may prefix its URI schemes, so it must be a
     /// valid URI scheme fragment.
     pub name: String,
-    /// `http://host:port` is plaintext gRPC; the scheme says so explicitly.
+    /// `http://host:port` is plaintext gRPC; `https://host:port` is TLS and
+    /// needs `tls`. The scheme says which, explicitly.
     pub endpoint: String,
+    /// TLS to the provider (with `https://`); `cert` and `key` add the
+    /// gateway's client certificate (mTLS). Files are reloaded on change.
+    #[serde(default)]
+    pub tls: Option<ProviderTls>,
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
     #[serde(default)]
@@ -244,6 +270,32 @@ pub struct CacheConfig {
 
 fn default_cache_entries() -> u64 {
     10_000
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// Certificate chain, PEM.
+    pub cert: std::path::PathBuf,
+    /// Private key, PEM.
+    pub key: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTls {
+    /// CA certificate(s), PEM, that the provider's certificate must chain to.
+    pub ca: std::path::PathBuf,
+    /// Client certificate chain, PEM (mTLS).
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// Client private key, PEM (mTLS).
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// Name checked against the certificate's SANs; defaults to the
+    /// endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -400,12 +452,15 @@ impl Config {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| out.push(Problem { field, message });
 
-        if !self.listen.ip().is_loopback() && !self.allow_unauthenticated_public_bind {
+        if !self.listen.ip().is_loopback()
+            && !self.auth.enabled()
+            && !self.allow_unauthenticated_public_bind
+        {
             bad(
                 "listen".into(),
                 format!(
                     "{} is not a loopback address and clients are not authenticated; \
-                     bind 127.0.0.1 or set allow_unauthenticated_public_bind: true",
+                     bind 127.0.0.1, configure auth, or set allow_unauthenticated_public_bind: true",
                     self.listen
                 ),
             );
@@ -415,6 +470,12 @@ impl Config {
             bad(
                 "limits.max_payload_bytes".into(),
                 "must be at least 1024".into(),
+            );
+        }
+        if self.limits.request_timeout.is_zero() {
+            bad(
+                "limits.request_timeout".into(),
+                "must be greater than 0".into(),
             );
         }
         if self.discovery.retry_interval.is_zero() {
@@ -443,6 +504,9 @@ impl Config {
             );
         }
         self.events.problems(&mut bad);
+        self.auth.problems(&mut bad);
+        self.policy.problems(&mut bad);
+        self.rate_limits.problems(&mut bad);
 
         if self.audit.jetstream.is_some() && self.events.nats.is_none() {
             bad(
@@ -467,6 +531,22 @@ impl Config {
             }
             if let Err(msg) = check_endpoint(&p.endpoint) {
                 bad(at("endpoint"), msg);
+            }
+            let https = p.endpoint.starts_with("https://");
+            match &p.tls {
+                None if https => bad(
+                    at("tls"),
+                    "an https:// endpoint needs tls.ca (the CA the provider's certificate chains to)"
+                        .into(),
+                ),
+                Some(_) if !https => bad(
+                    at("tls"),
+                    "tls is set but the endpoint is http:// (plaintext); use https://".into(),
+                ),
+                Some(t) if t.cert.is_some() != t.key.is_some() => {
+                    bad(at("tls"), "set both cert and key, or neither".into())
+                }
+                _ => {}
             }
             if !(1..=256).contains(&p.pool_size) {
                 bad(
@@ -537,15 +617,10 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
         .parse()
         .map_err(|e| format!("{endpoint:?} is not a URI: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{endpoint:?}: TLS to providers is not supported yet; use http:// (plaintext)"
-            ));
-        }
+        Some("http" | "https") => {}
         _ => {
             return Err(format!(
-                "{endpoint:?} must start with http:// (plaintext gRPC)"
+                "{endpoint:?} must start with https:// (TLS) or http:// (plaintext gRPC)"
             ));
         }
     }

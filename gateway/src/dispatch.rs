@@ -25,6 +25,8 @@ use crate::{
     drain::Drain,
     error::GatewayError,
     naming::UriMap,
+    policy::{Kind, Policy},
+    ratelimit::RateLimits,
     upstream::Registry,
     upstream::Upstream,
 };
@@ -68,6 +70,8 @@ pub struct Dispatcher {
     audit: Option<AuditLog>,
     audit_stream: Option<crate::audit_nats::AuditStream>,
     analytics: Arc<Analytics>,
+    policy: Arc<Policy>,
+    limits: Arc<RateLimits>,
 }
 
 /// What a request learned on the way, for its log line, metrics and audit
@@ -111,6 +115,155 @@ impl Dispatcher {
             audit,
             audit_stream,
             analytics,
+            policy: Arc::default(),
+            limits: Arc::new(RateLimits::new(&Default::default())),
+        }
+    }
+
+    /// Authorization and rate limits (both allow everything by default).
+    pub fn with_security(mut self, policy: Arc<Policy>, limits: Arc<RateLimits>) -> Self {
+        self.policy = policy;
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether `caller` may see and use an item; lists filter with this.
+    pub fn visible(&self, caller: &pb::Caller, kind: Kind, provider: &str, name: &str) -> bool {
+        self.policy.allows(caller, kind, provider, name)
+    }
+
+    /// Whether `caller` may see resource `uri`; URIs no provider owns
+    /// (`events://recent`, made-up ones) reveal nothing and pass.
+    pub fn sees_uri(&self, caller: &pb::Caller, uri: &str) -> bool {
+        match self.catalog().route(uri) {
+            Ok(r) => self.visible(caller, Kind::Resource, r.upstream.name(), uri),
+            Err(_) => true,
+        }
+    }
+
+    /// Whether `caller` may see anything of `provider` (then its events too).
+    pub fn sees_provider(&self, caller: &pb::Caller, provider: &str) -> bool {
+        if self.policy.is_open() {
+            return true;
+        }
+        let cat = self.catalog();
+        let tools = cat.tools_list.iter().any(|t| {
+            cat.tool(&t.name).is_ok_and(|e| {
+                e.upstream.name() == provider && self.visible(caller, Kind::Tool, provider, &t.name)
+            })
+        });
+        let prompts = || {
+            cat.prompts_list.iter().any(|p| {
+                cat.prompt(&p.name).is_ok_and(|e| {
+                    e.upstream.name() == provider
+                        && self.visible(caller, Kind::Prompt, provider, &p.name)
+                })
+            })
+        };
+        let uris = cat
+            .resources_list
+            .iter()
+            .map(|r| r.uri.as_str())
+            .chain(cat.templates_list.iter().map(|t| t.uri_template.as_str()))
+            .collect::<Vec<_>>();
+        let resources = || {
+            uris.iter().any(|u| {
+                cat.route(u).is_ok_and(|r| {
+                    r.upstream.name() == provider
+                        && self.visible(caller, Kind::Resource, provider, u)
+                })
+            })
+        };
+        tools || prompts() || resources()
+    }
+
+    /// Resolves a tool name as `caller` may see it: a hidden tool answers
+    /// exactly like an unknown one, ambiguity lists only visible tools,
+    /// and a hidden tool of a down provider is not reported unavailable.
+    fn visible_tool(
+        &self,
+        caller: &pb::Caller,
+        name: &str,
+    ) -> Result<Arc<crate::catalog::ToolEntry>, GatewayError> {
+        let cat = self.catalog();
+        let unknown = || GatewayError::UnknownTool(name.to_string());
+        let ok = |e: &crate::catalog::ToolEntry| {
+            self.visible(caller, Kind::Tool, e.upstream.name(), &e.tool.name)
+        };
+        match cat.tool(name) {
+            Ok(e) if ok(e) => Ok(e.clone()),
+            Ok(_) => Err(unknown()),
+            Err(GatewayError::AmbiguousTool { name, candidates }) => {
+                let seen: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|c| cat.tool(c).is_ok_and(|e| ok(e)))
+                    .collect();
+                match seen.as_slice() {
+                    [] => Err(unknown()),
+                    [one] => Ok(cat.tool(one)?.clone()),
+                    _ => Err(GatewayError::AmbiguousTool {
+                        name,
+                        candidates: seen,
+                    }),
+                }
+            }
+            Err(e @ GatewayError::Provider { .. }) => match &e {
+                GatewayError::Provider { provider, .. }
+                    if self.visible(caller, Kind::Tool, provider, name) =>
+                {
+                    Err(e)
+                }
+                _ => Err(unknown()),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`Self::visible_tool`], for prompts.
+    fn visible_prompt(
+        &self,
+        caller: &pb::Caller,
+        name: &str,
+    ) -> Result<Arc<crate::catalog::PromptEntry>, GatewayError> {
+        let cat = self.catalog();
+        let unknown = || GatewayError::UnknownPrompt(name.to_string());
+        let ok = |e: &crate::catalog::PromptEntry| {
+            self.visible(caller, Kind::Prompt, e.upstream.name(), &e.exposed)
+        };
+        match cat.prompt(name) {
+            Ok(e) if ok(e) => Ok(e.clone()),
+            Ok(_) => Err(unknown()),
+            Err(GatewayError::AmbiguousPrompt { name, candidates }) => {
+                let seen: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|c| cat.prompt(c).is_ok_and(|e| ok(e)))
+                    .collect();
+                match seen.as_slice() {
+                    [] => Err(unknown()),
+                    [one] => Ok(cat.prompt(one)?.clone()),
+                    _ => Err(GatewayError::AmbiguousPrompt {
+                        name,
+                        candidates: seen,
+                    }),
+                }
+            }
+            Err(e @ GatewayError::Provider { .. }) => match &e {
+                GatewayError::Provider { provider, .. }
+                    if self.visible(caller, Kind::Prompt, provider, name) =>
+                {
+                    Err(e)
+                }
+                _ => Err(unknown()),
+            },
+            Err(e) => Err(e),
         }
     }
 
@@ -159,10 +312,16 @@ impl Dispatcher {
         meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
-        let entry = self.catalog().tool(name)?.clone();
+        let entry = self.visible_tool(&cx.caller, name)?;
         let exposed = entry.tool.name.clone();
         let _ = trace.item.set(exposed.to_string());
         let _ = trace.provider.set(entry.upstream.name().to_string());
+        self.limits
+            .check_tool(&exposed)
+            .map_err(|retry_after| GatewayError::RateLimited {
+                scope: format!("tool '{exposed}'"),
+                retry_after,
+            })?;
         let args = Value::Object(args.unwrap_or_default());
         if let Err(msg) = entry.input.check(&args) {
             // A tool execution error, not a protocol error, so the model can
@@ -342,6 +501,9 @@ impl Dispatcher {
         let trace = Trace::default();
         let work = async {
             let route = self.catalog().route(uri)?.clone();
+            if !self.visible(&cx.caller, Kind::Resource, route.upstream.name(), uri) {
+                return Err(GatewayError::UnknownResource(uri.to_string()));
+            }
             let _ = trace.provider.set(route.upstream.name().to_string());
             let req = pb::ReadResourceRequest {
                 uri: route.uris.to_provider(uri).to_string(),
@@ -396,7 +558,7 @@ impl Dispatcher {
         cx.adopt_parent(&span);
         let trace = Trace::default();
         let work = async {
-            let entry = self.catalog().prompt(name)?.clone();
+            let entry = self.visible_prompt(&cx.caller, name)?;
             let _ = trace.item.set(entry.exposed.to_string());
             let _ = trace.provider.set(entry.upstream.name().to_string());
             let mut arguments = std::collections::HashMap::new();
@@ -544,10 +706,11 @@ impl Dispatcher {
         if lost || status.code() == tonic::Code::Unavailable {
             // Re-check now so a dead provider leaves the catalog promptly.
             self.registry.poke(name);
+            let detail = crate::upstream::describe_status(&status, &up.config);
             let message = if lost {
-                format!("connection to the provider was lost: {}", status.message())
+                format!("connection to the provider was lost: {detail}")
             } else {
-                format!("provider unavailable: {}", status.message())
+                format!("provider unavailable: {detail}")
             };
             return GatewayError::Provider {
                 provider: name.to_string(),

@@ -53,6 +53,11 @@ pub enum GatewayError {
     },
     #[error("provider '{provider}' is at its limit of {limit} concurrent calls; try again shortly")]
     Overloaded { provider: String, limit: usize },
+    #[error("rate limit exceeded for {scope}; retry after {} ms", .retry_after.as_millis())]
+    RateLimited {
+        scope: String,
+        retry_after: std::time::Duration,
+    },
     #[error("invalid params: {0}")]
     InvalidParams(String),
     #[error("request cancelled")]
@@ -94,6 +99,7 @@ impl GatewayError {
             },
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::Overloaded { .. } => "overloaded",
+            GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::Cancelled => "cancelled",
             GatewayError::ShuttingDown => "shutting_down",
         }
@@ -121,6 +127,10 @@ impl GatewayError {
             }
             GatewayError::Overloaded { provider, .. } => {
                 data["provider"] = json!(provider);
+                codes::RESOURCE_EXHAUSTED
+            }
+            GatewayError::RateLimited { retry_after, .. } => {
+                data["retry_after_ms"] = json!(retry_after.as_millis() as u64);
                 codes::RESOURCE_EXHAUSTED
             }
             GatewayError::Cancelled => codes::REQUEST_CANCELLED,

@@ -63,6 +63,14 @@ pub fn router(
         Some(hosts) => config.with_allowed_hosts(hosts),
         None => config.disable_allowed_hosts(),
     };
+    // Browsers send `Origin`; a foreign one is refused (403) so a web page
+    // cannot drive a local gateway (DNS rebinding, CSRF).
+    let mut origins: Vec<String> = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    origins.extend(gateway.config().allowed_origins.iter().cloned());
+    config = config.with_allowed_origins(origins);
     let mcp = StreamableHttpService::new(
         move || Ok(handler.for_new_session()),
         Arc::new(LocalSessionManager::default()),
@@ -77,13 +85,22 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_exchange,
-        ));
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let mut admin = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/analytics/usage", get(usage));
+    if gateway.auth().config().protect_admin {
+        admin = admin.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    }
     Router::new()
         .merge(mcp)
+        .merge(admin)
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/analytics/usage", get(usage))
+        .route(PRM_PATH, get(resource_metadata))
+        .route(&format!("{PRM_PATH}/mcp"), get(resource_metadata))
         .layer(middleware::from_fn(correlation_id))
         .with_state(state)
 }
@@ -93,13 +110,15 @@ pub fn router(
 pub async fn serve(
     gateway: &Gateway,
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let sessions_ct = CancellationToken::new();
     let exchanges = Arc::new(Drain::default());
     let app = router(gateway, local, sessions_ct.clone(), exchanges.clone());
-    tracing::info!(address = %local, "serving MCP over Streamable HTTP at http://{local}/mcp");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, "serving MCP over Streamable HTTP at {scheme}://{local}/mcp");
 
     let stop_accepting = CancellationToken::new();
     let grace = gateway.config().shutdown_grace;
@@ -124,14 +143,32 @@ pub async fn serve(
         // Ends SSE streams and sessions so open connections can close.
         sessions_ct.cancel();
     });
-    // Session responses are SSE bodies written in several small chunks;
-    // with Nagle on, the last chunk waits for the client's delayed ACK
-    // (~40 ms per call). Every MCP response is latency-bound, so no Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let stopped = stop_accepting.clone().cancelled_owned();
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        // The TLS listener sets TCP_NODELAY on each connection itself.
+        Some(acceptor) => {
+            let listener = crate::tls_listen::TlsListener::new(listener, acceptor)?;
+            Box::pin(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+        None => {
+            // Session responses are SSE bodies written in several small
+            // chunks; with Nagle on, the last chunk waits for the client's
+            // delayed ACK (~40 ms per call). Every MCP response is
+            // latency-bound, so no Nagle.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            Box::pin(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+    };
     // Connections that still linger after the grace period are cut.
     let hard_stop = async move {
         stop_accepting.cancelled().await;
@@ -184,6 +221,121 @@ impl http_body::Body for GuardedBody {
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
     }
+}
+
+/// Bounds the time to answer one `/mcp` request. GETs are standalone SSE
+/// streams, open by design.
+async fn time_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let limit = s.gateway.config().limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let body = json!({
+                "error": "timeout",
+                "error_description": format!("no answer within limits.request_timeout ({})", humantime::format_duration(limit)),
+            });
+            (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response()
+        }
+    }
+}
+
+/// RFC 9728 protected resource metadata.
+const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// This gateway's `/mcp` URL as clients know it: configured, or from `Host`.
+fn resource_url(s: &AppState, headers: &http::HeaderMap) -> String {
+    if let Some(r) = &s.gateway.auth().config().resource {
+        return r.clone();
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/mcp")
+}
+
+/// The metadata document URL for a resource URL (same origin).
+fn metadata_url(resource: &str) -> String {
+    match resource.parse::<http::Uri>() {
+        Ok(u) if u.scheme().is_some() && u.authority().is_some() => format!(
+            "{}://{}{PRM_PATH}",
+            u.scheme_str().unwrap_or("http"),
+            u.authority().map(|a| a.as_str()).unwrap_or_default()
+        ),
+        _ => PRM_PATH.to_string(),
+    }
+}
+
+async fn resource_metadata(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let cfg = s.gateway.auth().config();
+    Json(json!({
+        "resource": resource_url(&s, &headers),
+        "authorization_servers": cfg.authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-gateway",
+    }))
+}
+
+/// Establishes the caller's [`Identity`](crate::auth::Identity) for every
+/// request behind it, and applies the per-principal rate limit. Refusals
+/// happen here, before the JSON-RPC layer.
+async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let auth = s.gateway.auth();
+    let agent = req
+        .headers()
+        .get(crate::mcp::AGENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let identity = match auth.authenticate(req.headers(), &agent).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::info!(path = %req.uri().path(), reason = %e, "unauthenticated request refused");
+            let resource = resource_url(&s, req.headers());
+            let mut challenge = format!("Bearer resource_metadata=\"{}\"", metadata_url(&resource));
+            if let crate::auth::AuthError::Invalid(msg) = &e {
+                // Quotes and backslashes cannot appear: messages are ours.
+                challenge.push_str(&format!(
+                    ", error=\"invalid_token\", error_description=\"{}\"",
+                    msg.replace(['"', '\\'], "'")
+                ));
+            }
+            let body = json!({"error": "unauthorized", "error_description": e.to_string()});
+            let mut resp = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                resp.headers_mut()
+                    .insert(axum::http::header::WWW_AUTHENTICATE, v);
+            }
+            return resp;
+        }
+    };
+    if let Err(wait) = s
+        .gateway
+        .dispatcher()
+        .limits()
+        .check_principal(&identity.principal)
+    {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let body = json!({
+            "error": "rate_limited",
+            "error_description": format!("rate limit exceeded for principal '{}'", identity.principal),
+            "retry_after_ms": wait.as_millis() as u64,
+        });
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(secs.max(1)),
+        );
+        return resp;
+    }
+    req.extensions_mut().insert(identity);
+    next.run(req).await
 }
 
 async fn correlation_id(mut req: Request, next: Next) -> Response {

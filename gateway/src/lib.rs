@@ -12,8 +12,10 @@
 pub mod analytics;
 pub mod audit;
 pub mod audit_nats;
+pub mod auth;
 pub mod cache;
 pub mod catalog;
+pub mod certs;
 pub mod config;
 pub mod convert;
 pub mod dispatch;
@@ -24,10 +26,14 @@ pub mod http;
 pub mod launch;
 pub mod mcp;
 pub mod naming;
+pub mod policy;
+pub mod ratelimit;
 pub mod reload;
 pub mod schema;
+pub mod secret;
 mod stdio;
 pub mod telemetry;
+pub mod tls_listen;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -43,11 +49,17 @@ pub enum ServeError {
     #[error("invalid provider endpoint: {0}")]
     Endpoint(#[from] tonic::transport::Error),
     #[error(transparent)]
+    Upstream(#[from] upstream::UpstreamError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("MCP session failed: {0}")]
     Mcp(String),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    #[error("invalid config: {0}")]
+    Auth(#[from] auth::SetupError),
+    #[error("invalid config: {0}")]
+    ServerTls(#[from] tls_listen::TlsListenError),
 }
 
 /// A running gateway core: registry, catalog, dispatcher and sessions. Cheap
@@ -68,6 +80,7 @@ struct Inner {
     /// doors close (or when a reload removes or changes them).
     launched: tokio::sync::Mutex<launch::Launched>,
     events: Arc<Events>,
+    auth: Arc<auth::Authenticator>,
 }
 
 impl Gateway {
@@ -77,6 +90,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         // Install the metrics recorder before anything records.
         telemetry::metrics();
+        let auth = Arc::new(auth::Authenticator::new(&config.auth, &config.base_dir)?);
         let registry = Registry::new(&config)?;
         let audit = match config.audit.path.as_ref().map(|p| config.base_dir.join(p)) {
             Some(path) => {
@@ -95,6 +109,7 @@ impl Gateway {
         let mut launched = launch::Launched::default();
         launched.prepare(&config, &registry).await;
         registry.start().await;
+        upstream::tls_watch::spawn(registry.clone());
         let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
         events.start();
         let audit_stream = match (&config.audit.jetstream, &config.events.nats) {
@@ -106,13 +121,25 @@ impl Gateway {
             )),
             _ => None,
         };
-        let dispatcher = Arc::new(Dispatcher::new(
-            registry.clone(),
-            config.limits.max_payload_bytes,
-            audit,
-            audit_stream,
-            Arc::default(),
-        ));
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                registry.clone(),
+                config.limits.max_payload_bytes,
+                audit,
+                audit_stream,
+                Arc::default(),
+            )
+            .with_security(
+                Arc::new(policy::Policy::new(&config.policy)),
+                Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
+            ),
+        );
+        let d = dispatcher.clone();
+        sessions.set_access(Arc::new(move |caller, provider| {
+            d.sees_provider(caller, provider)
+        }));
+        let d = dispatcher.clone();
+        sessions.set_uri_access(Arc::new(move |caller, uri| d.sees_uri(caller, uri)));
         Ok(Self {
             inner: Arc::new(Inner {
                 config: arc_swap::ArcSwap::from_pointee(config),
@@ -121,6 +148,7 @@ impl Gateway {
                 sessions,
                 launched: tokio::sync::Mutex::new(launched),
                 events,
+                auth,
             }),
         })
     }
@@ -186,6 +214,11 @@ impl Gateway {
         &self.inner.events
     }
 
+    /// Northbound authentication.
+    pub fn auth(&self) -> &Arc<auth::Authenticator> {
+        &self.inner.auth
+    }
+
     pub fn handler(&self) -> mcp::GatewayHandler {
         mcp::GatewayHandler::new(
             self.dispatcher().clone(),
@@ -200,7 +233,15 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        http::serve(self, listener, shutdown).await?;
+        let tls = match &self.config().server_tls {
+            Some(t) => Some(tls_listen::acceptor(
+                &t.cert,
+                &t.key,
+                &self.config().base_dir,
+            )?),
+            None => None,
+        };
+        http::serve(self, listener, tls, shutdown).await?;
         self.stop().await;
         Ok(())
     }
@@ -214,6 +255,7 @@ impl Gateway {
         let stdin = stdio::EofSignal::new(tokio::io::stdin(), eof.clone());
         let running = self
             .handler()
+            .with_identity(self.auth().stdio_identity())
             .with_closing(eof.clone())
             .serve((stdin, tokio::io::stdout()))
             .await

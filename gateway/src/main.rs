@@ -32,10 +32,33 @@ struct Cli {
 enum Command {
     /// Validate the config and exit: 0 when valid, 1 with every problem listed otherwise.
     Check,
+    /// Write a development CA and certificates signed by it (provider server
+    /// certificate for localhost/127.0.0.1, gateway client certificate).
+    Certs {
+        /// Directory to write ca.pem, server.pem/.key, client.pem/.key into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Certs { out }) = &cli.command {
+        let made = mcp_gateway::certs::generate(&Default::default()).and_then(|b| b.write(out));
+        return match made {
+            Ok(()) => {
+                println!(
+                    "wrote ca.pem ca.key server.pem server.key client.pem client.key to {}",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mcp-gateway: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match load(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -44,6 +67,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Check) = cli.command {
+        // Secret references too: a missing env var or key file fails here.
+        if let Err(e) = mcp_gateway::auth::Authenticator::new(&config.auth, &config.base_dir) {
+            eprintln!("mcp-gateway: invalid config: {e}");
+            return ExitCode::FAILURE;
+        }
         let names: Vec<_> = config.providers.iter().map(|p| p.name.as_str()).collect();
         println!(
             "{}: OK ({} provider{}: {})",
@@ -84,7 +112,10 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(listen) = cli.listen {
         // Re-validate: the override may be a public address.
         config.listen = listen;
-        if !listen.ip().is_loopback() && !config.allow_unauthenticated_public_bind {
+        if !listen.ip().is_loopback()
+            && !config.allow_unauthenticated_public_bind
+            && !config.auth.enabled()
+        {
             anyhow::bail!(
                 "invalid config: listen: {listen} is not a loopback address and clients are not \
                  authenticated; bind 127.0.0.1 or set allow_unauthenticated_public_bind: true"

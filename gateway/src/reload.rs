@@ -45,6 +45,22 @@ pub fn startup_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.telemetry != new.telemetry {
         out.push("telemetry");
     }
+    // Security settings are built into the running server at startup.
+    if old.allowed_origins != new.allowed_origins {
+        out.push("allowed_origins");
+    }
+    if old.server_tls != new.server_tls {
+        out.push("server_tls");
+    }
+    if old.auth != new.auth {
+        out.push("auth");
+    }
+    if old.policy != new.policy {
+        out.push("policy");
+    }
+    if old.rate_limits != new.rate_limits {
+        out.push("rate_limits");
+    }
     out
 }
 
@@ -57,6 +73,11 @@ pub fn keep_startup_settings(old: &Config, new: &mut Config) {
     new.audit = old.audit.clone();
     new.events = old.events.clone();
     new.telemetry = old.telemetry.clone();
+    new.allowed_origins = old.allowed_origins.clone();
+    new.server_tls = old.server_tls.clone();
+    new.auth = old.auth.clone();
+    new.policy = old.policy.clone();
+    new.rate_limits = old.rate_limits.clone();
 }
 
 /// Reloads `path` whenever it changes or SIGHUP arrives, until `stop`.

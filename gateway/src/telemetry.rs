@@ -1,5 +1,7 @@
 //! Structured JSON logs on stderr (stdout is the MCP channel under --stdio).
-//! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`). Request spans carry the
+//! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`);
+//! other crates' TRACE events and rmcp's DEBUG events are dropped (they
+//! carry message bodies). Request spans carry the
 //! correlation ID, so every line logged inside a request shows it.
 
 /// rmcp logs every stateless request at info; operators want ours.

@@ -158,8 +158,21 @@ pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
         Some((layer, provider)) => (Some(layer), Some(provider)),
         None => (None, None),
     };
+    // Dependencies' TRACE events, and rmcp's DEBUG ones, dump raw JSON-RPC
+    // messages and headers (tool arguments, tokens): never emitted,
+    // whatever RUST_LOG says.
+    let ours = service.replace('-', "_");
+    let no_dependency_trace = tracing_subscriber::filter::filter_fn(move |m| {
+        let t = m.target();
+        let own = t.starts_with("mcp_gateway")
+            || t.starts_with("mcp_provider_sdk")
+            || t.starts_with(&ours);
+        let level = *m.level();
+        own || level < tracing::Level::DEBUG
+            || (level == tracing::Level::DEBUG && !t.starts_with("rmcp"))
+    });
     let _ = tracing_subscriber::registry()
-        .with(json.with_filter(filter))
+        .with(json.with_filter(filter).with_filter(no_dependency_trace))
         .with(otel.with_filter(EnvFilter::new("info")))
         .try_init();
     TracingGuard::new(provider)

@@ -29,6 +29,7 @@ impl Provider {
             templates: Vec::new(),
             prompts: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            tls: None,
         }
     }
 }
@@ -47,6 +48,7 @@ pub struct ProviderBuilder {
     prompts: Vec<Prompt>,
     max_message_size: usize,
     events: Publisher,
+    pub(crate) tls: Option<crate::server::TlsConfig>,
 }
 
 impl ProviderBuilder {
@@ -55,6 +57,13 @@ impl ProviderBuilder {
     /// `Stream` RPC, and through NATS after [`Publisher::connect_nats`].
     pub fn events(&self) -> Publisher {
         self.events.clone()
+    }
+
+    /// Serve TLS with this certificate; with a client CA, clients must
+    /// present a certificate it signed (mTLS).
+    pub fn tls(mut self, tls: crate::server::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The provider's version; ListCapabilities reports `"{name} {version}"`

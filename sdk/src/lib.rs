@@ -67,7 +67,7 @@ pub use error::{SdkError, ToolError};
 pub use events::{EventBuilder, Publisher};
 pub use prompt::{Prompt, PromptReply, PromptReplyExt};
 pub use resource::{Resource, ResourceBody, ResourceTemplate};
-pub use server::RunningProvider;
+pub use server::{RunningProvider, TlsConfig};
 pub use service::{DEFAULT_MAX_MESSAGE_SIZE, ProviderService};
 pub use tool::{Tool, ToolOutput, schema_from_file, schema_from_str};
 
@@ -83,7 +83,8 @@ pub mod prelude {
     pub use crate::{
         Caller, Context, Prompt, PromptReply, PromptReplyExt, Provider, ProviderBuilder,
         ProviderService, Publisher, Resource, ResourceBody, ResourceTemplate, Role,
-        RunningProvider, SdkError, Tool, ToolError, ToolOutput, schema_from_file, schema_from_str,
+        RunningProvider, SdkError, TlsConfig, Tool, ToolError, ToolOutput, schema_from_file,
+        schema_from_str,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

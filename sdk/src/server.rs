@@ -20,10 +20,48 @@ use tonic_health::ServingStatus;
 
 use crate::{ProviderBuilder, ProviderService, SdkError};
 
+/// TLS for the provider's gRPC server: PEM certificate chain and key, and
+/// optionally the CA that client certificates must chain to (then a client
+/// without a valid certificate is refused during the handshake).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl TlsConfig {
+    pub fn from_files(
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+        client_ca: Option<impl AsRef<std::path::Path>>,
+    ) -> io::Result<Self> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
+        Ok(Self {
+            cert_pem: read(cert.as_ref())?,
+            key_pem: read(key.as_ref())?,
+            client_ca_pem: client_ca.map(|c| read(c.as_ref())).transpose()?,
+        })
+    }
+
+    fn server_config(&self) -> tonic::transport::ServerTlsConfig {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let mut c =
+            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        if let Some(ca) = &self.client_ca_pem {
+            c = c.client_ca_root(Certificate::from_pem(ca));
+        }
+        c
+    }
+}
+
 impl ProviderBuilder {
     /// Binds `addr` (e.g. `"127.0.0.1:50052"`) and serves until Ctrl-C or
     /// SIGTERM, then shuts down gracefully (in-flight calls finish).
-    pub async fn serve(self, addr: &str) -> Result<(), SdkError> {
+    pub async fn serve(mut self, addr: &str) -> Result<(), SdkError> {
+        let tls = self.tls.take();
         let service = self.build()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -32,28 +70,38 @@ impl ProviderBuilder {
                 source,
             })?;
         let signal = shutdown_signal()?;
-        run(service, listener, signal, CancellationToken::new()).await
+        run(service, tls, listener, signal, CancellationToken::new()).await
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains in-flight
     /// calls and returns.
     pub async fn serve_with_shutdown(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), SdkError> {
-        run(self.build()?, listener, shutdown, CancellationToken::new()).await
+        let tls = self.tls.take();
+        run(
+            self.build()?,
+            tls,
+            listener,
+            shutdown,
+            CancellationToken::new(),
+        )
+        .await
     }
 
     /// Serves on `listener` in a background task; the handle stops it. Bind
     /// `127.0.0.1:0` and read [`RunningProvider::addr`] in tests.
-    pub async fn spawn(self, listener: TcpListener) -> Result<RunningProvider, SdkError> {
+    pub async fn spawn(mut self, listener: TcpListener) -> Result<RunningProvider, SdkError> {
+        let tls = self.tls.take();
         let service = self.build()?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let kill = CancellationToken::new();
         let task = tokio::spawn(run(
             service,
+            tls,
             listener,
             shutdown.clone().cancelled_owned(),
             kill.clone(),
@@ -125,6 +173,7 @@ impl Drop for RunningProvider {
 
 async fn run(
     service: ProviderService,
+    tls: Option<TlsConfig>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     kill: CancellationToken,
@@ -158,8 +207,13 @@ async fn run(
         })
     });
 
-    tracing::info!(provider = %name, %addr, revision = service.revision(), "serving");
-    Server::builder()
+    tracing::info!(provider = %name, %addr, revision = service.revision(), tls = tls.is_some(),
+        mtls = tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()), "serving");
+    let mut server = Server::builder();
+    if let Some(tls) = &tls {
+        server = server.tls_config(tls.server_config())?;
+    }
+    server
         .add_service(health)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, signal)

@@ -292,6 +292,7 @@ impl Events {
                         record.clone(),
                     )
                     .with_logger(provider.unwrap_or("events")),
+                    provider,
                 );
             }
         }

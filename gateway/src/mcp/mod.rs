@@ -25,8 +25,10 @@ use rmcp::{
 
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Identity;
 use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
 use crate::events::{Events, RECENT_URI};
+use crate::policy::Kind;
 use mcp_gateway_proto::{CORRELATION_ID_HEADER, provider as pb};
 
 /// Header naming the calling agent (identity proper comes with auth).
@@ -42,6 +44,9 @@ pub struct GatewayHandler {
     closing: CancellationToken,
     events: Arc<Events>,
     session: Arc<SessionState>,
+    /// Identity for transports without per-request auth (stdio). HTTP
+    /// requests carry theirs, put there by the auth middleware.
+    identity: Option<Arc<Identity>>,
 }
 
 impl GatewayHandler {
@@ -52,7 +57,14 @@ impl GatewayHandler {
             closing: CancellationToken::new(),
             events,
             session: Arc::default(),
+            identity: None,
         }
+    }
+
+    /// Fixes the identity of every request (stdio: the parent is trusted).
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(Arc::new(identity));
+        self
     }
 
     pub fn with_closing(mut self, closing: CancellationToken) -> Self {
@@ -66,6 +78,14 @@ impl GatewayHandler {
             session: Arc::default(),
             ..self.clone()
         }
+    }
+
+    /// Resources and templates are matched by their client-side URI.
+    fn resource_visible(&self, caller: &pb::Caller, uri: &str) -> bool {
+        self.dispatcher.catalog().route(uri).is_ok_and(|r| {
+            self.dispatcher
+                .visible(caller, Kind::Resource, r.upstream.name(), uri)
+        })
     }
 
     fn recent_resource() -> Resource {
@@ -87,15 +107,24 @@ impl GatewayHandler {
         let traceparent = header("traceparent")
             .or_else(|| ctx.meta.0.get_traceparent().map(str::to_string))
             .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some());
+        // Never falls back to a more privileged identity: an HTTP request
+        // without one (impossible past the middleware) is anonymous.
+        let anonymous = Identity::anonymous();
+        let id = parts
+            .and_then(|p| p.extensions.get::<Identity>())
+            .or(self.identity.as_deref())
+            .unwrap_or(&anonymous);
+        let caller = pb::Caller {
+            principal: id.principal.clone(),
+            roles: id.roles.clone(),
+            agent: id.agent.clone(),
+            session_id: header("mcp-session-id").unwrap_or_default(),
+        };
+        self.session.set_caller(&caller);
         RequestCx {
             correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
             traceparent,
-            caller: pb::Caller {
-                principal: "anonymous".into(),
-                roles: Vec::new(),
-                agent: header(AGENT_HEADER).unwrap_or_default(),
-                session_id: header("mcp-session-id").unwrap_or_default(),
-            },
+            caller,
             cancel: ctx.ct.clone(),
         }
     }
@@ -149,19 +178,51 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // The session's identity, for filtering events before its first request.
+        let id = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Identity>())
+            .or(self.identity.as_deref());
+        if let Some(id) = id {
+            self.session.set_caller(&pb::Caller {
+                principal: id.principal.clone(),
+                roles: id.roles.clone(),
+                agent: id.agent.clone(),
+                session_id: String::new(),
+            });
+        }
         self.sessions.add_peer(ctx.peer, self.session.clone());
     }
 
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = self.dispatcher.catalog().tools_list.clone();
-        Ok(ListToolsResult::with_all_items(Vec::clone(&tools)))
+        let caller = self.request_cx(&ctx).caller;
+        let cat = self.dispatcher.catalog();
+        let tools = cat
+            .tools_list
+            .iter()
+            .filter(|t| {
+                cat.tool(&t.name).is_ok_and(|e| {
+                    self.dispatcher
+                        .visible(&caller, Kind::Tool, e.upstream.name(), &t.name)
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
+    /// rmcp checks `Mcp-Param-*` headers against this before our handler
+    /// sees the caller; under a policy that could reveal a hidden tool, so
+    /// then no schema is offered (the dispatcher still validates arguments).
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if !self.dispatcher.policy().is_open() {
+            return None;
+        }
         self.dispatcher
             .catalog()
             .tool(name)
@@ -194,9 +255,16 @@ impl ServerHandler for GatewayHandler {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let mut items = Vec::clone(&self.dispatcher.catalog().resources_list);
+        let caller = self.request_cx(&ctx).caller;
+        let cat = self.dispatcher.catalog();
+        let mut items: Vec<Resource> = cat
+            .resources_list
+            .iter()
+            .filter(|r| self.resource_visible(&caller, &r.uri))
+            .cloned()
+            .collect();
         items.push(Self::recent_resource());
         Ok(ListResourcesResult::with_all_items(items))
     }
@@ -204,12 +272,18 @@ impl ServerHandler for GatewayHandler {
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let items = self.dispatcher.catalog().templates_list.clone();
-        Ok(ListResourceTemplatesResult::with_all_items(Vec::clone(
-            &items,
-        )))
+        let caller = self.request_cx(&ctx).caller;
+        let items = self
+            .dispatcher
+            .catalog()
+            .templates_list
+            .iter()
+            .filter(|t| self.resource_visible(&caller, &t.uri_template))
+            .cloned()
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(items))
     }
 
     async fn read_resource(
@@ -218,8 +292,17 @@ impl ServerHandler for GatewayHandler {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         if request.uri == RECENT_URI {
-            let text = ResourceContents::text(self.events.recent_json(), RECENT_URI)
-                .with_mime_type("application/json");
+            let caller = self.request_cx(&ctx).caller;
+            let mut recent: Vec<serde_json::Value> =
+                serde_json::from_str(&self.events.recent_json()).unwrap_or_default();
+            // Only events of providers this caller may see.
+            recent.retain(|r| {
+                r["provider"]
+                    .as_str()
+                    .is_none_or(|p| self.dispatcher.sees_provider(&caller, p))
+            });
+            let json = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
+            let text = ResourceContents::text(json, RECENT_URI).with_mime_type("application/json");
             return Ok(ReadResourceResult::new(vec![text]).into());
         }
         let cx = self.request_cx(&ctx);
@@ -233,10 +316,22 @@ impl ServerHandler for GatewayHandler {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let items = self.dispatcher.catalog().prompts_list.clone();
-        Ok(ListPromptsResult::with_all_items(Vec::clone(&items)))
+        let caller = self.request_cx(&ctx).caller;
+        let cat = self.dispatcher.catalog();
+        let items = cat
+            .prompts_list
+            .iter()
+            .filter(|p| {
+                cat.prompt(&p.name).is_ok_and(|e| {
+                    self.dispatcher
+                        .visible(&caller, Kind::Prompt, e.upstream.name(), &p.name)
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListPromptsResult::with_all_items(items))
     }
 
     async fn get_prompt(
@@ -260,9 +355,13 @@ impl ServerHandler for GatewayHandler {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.session.subscribe(&request.uri);
+        // A hidden URI is accepted like an unknown one, and never notified.
+        let caller = self.request_cx(&ctx).caller;
+        if self.dispatcher.sees_uri(&caller, &request.uri) {
+            self.session.subscribe(&request.uri);
+        }
         Ok(())
     }
 
@@ -306,7 +405,8 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
-        let id = self.sessions.add_sink(ctx.sink().clone());
+        let caller = self.request_cx(ctx.request_context()).caller;
+        let id = self.sessions.add_sink(ctx.sink().clone(), caller);
         // rmcp does not cancel an open listen when stdin reaches EOF and would
         // wait for it before exiting; `closing` fires then.
         tokio::select! {

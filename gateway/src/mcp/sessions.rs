@@ -19,6 +19,11 @@ use rmcp::{Peer, RoleServer, service::SubscriptionSink};
 use tokio::sync::broadcast;
 
 use crate::upstream::ListChanges;
+use mcp_gateway_proto::provider as pb;
+
+/// Whether a caller may see a provider's events (set by the gateway from
+/// its policy; everything is visible until then).
+pub type Access = Arc<dyn Fn(&pb::Caller, &str) -> bool + Send + Sync>;
 
 /// One slow client must not hold up the others.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,9 +34,29 @@ pub struct SessionState {
     uris: Mutex<HashSet<String>>,
     /// Minimum `notifications/message` severity (rank); none = everything.
     log_level: Mutex<Option<u8>>,
+    /// Who the session's latest request came from, for event filtering.
+    caller: Mutex<Option<pb::Caller>>,
 }
 
 impl SessionState {
+    pub fn set_caller(&self, caller: &pb::Caller) {
+        let mut c = self.caller.lock().expect("caller lock");
+        if c.as_ref() != Some(caller) {
+            *c = Some(caller.clone());
+        }
+    }
+
+    fn caller(&self) -> pb::Caller {
+        self.caller
+            .lock()
+            .expect("caller lock")
+            .clone()
+            .unwrap_or_else(|| pb::Caller {
+                principal: "anonymous".into(),
+                ..Default::default()
+            })
+    }
+
     pub fn subscribe(&self, uri: &str) {
         self.uris.lock().expect("uris lock").insert(uri.to_string());
     }
@@ -71,8 +96,11 @@ struct PeerEntry {
 #[derive(Default)]
 pub struct Sessions {
     peers: Mutex<Vec<PeerEntry>>,
-    sinks: Mutex<HashMap<u64, SubscriptionSink>>,
+    /// 2026-07-28 listen streams, with who opened them.
+    sinks: Mutex<HashMap<u64, (SubscriptionSink, pb::Caller)>>,
     next: AtomicU64,
+    access: std::sync::OnceLock<Access>,
+    uri_access: std::sync::OnceLock<Access>,
 }
 
 impl Sessions {
@@ -95,7 +123,17 @@ impl Sessions {
 
     fn all_sinks(&self) -> Vec<SubscriptionSink> {
         let sinks = self.sinks.lock().expect("sinks lock");
-        sinks.values().cloned().collect()
+        sinks.values().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// Listen streams whose opener may see resource `uri`.
+    fn sinks_seeing(&self, uri: &str) -> Vec<SubscriptionSink> {
+        let sinks = self.sinks.lock().expect("sinks lock");
+        sinks
+            .values()
+            .filter(|(_, caller)| self.uri_access.get().is_none_or(|see| see(caller, uri)))
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     /// `notifications/resources/updated` for a client-side URI: to sessions
@@ -111,7 +149,7 @@ impl Sessions {
                 }
             });
         }
-        for sink in self.all_sinks() {
+        for sink in self.sinks_seeing(uri) {
             let wanted = sink
                 .accepted()
                 .resource_subscriptions
@@ -134,8 +172,12 @@ impl Sessions {
     /// `notifications/message` to 2025-11-25 sessions (2026-07-28 has no
     /// logging on listen streams; they can read `events://recent`).
     #[allow(deprecated)]
-    pub fn log(&self, param: LoggingMessageNotificationParam) {
-        for peer in self.live_peers(|s| s.logs(param.level)) {
+    pub fn log(&self, param: LoggingMessageNotificationParam, provider: Option<&str>) {
+        let visible = |s: &SessionState| match (provider, self.access.get()) {
+            (Some(p), Some(access)) => access(&s.caller(), p),
+            _ => true,
+        };
+        for peer in self.live_peers(|s| s.logs(param.level) && visible(s)) {
             let p = param.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(SEND_TIMEOUT, peer.notify_logging_message(p)).await {
@@ -147,9 +189,22 @@ impl Sessions {
         }
     }
 
-    pub fn add_sink(&self, sink: SubscriptionSink) -> u64 {
+    /// Installs the policy check for provider events (once).
+    pub fn set_access(&self, access: Access) {
+        let _ = self.access.set(access);
+    }
+
+    /// Installs the policy check for resource URIs (once).
+    pub fn set_uri_access(&self, access: Access) {
+        let _ = self.uri_access.set(access);
+    }
+
+    pub fn add_sink(&self, sink: SubscriptionSink, caller: pb::Caller) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.sinks.lock().expect("sinks lock").insert(id, sink);
+        self.sinks
+            .lock()
+            .expect("sinks lock")
+            .insert(id, (sink, caller));
         id
     }
 

@@ -2,6 +2,7 @@
 
 mod breaker;
 mod registry;
+pub mod tls_watch;
 
 pub use breaker::{Breaker, BreakerState, Open as BreakerOpen, Permit};
 pub use registry::{Applied, ListChanges, ProviderState, ProviderStatus, Registry};
@@ -29,6 +30,100 @@ use tonic_health::pb::{
 
 use crate::config::ProviderConfig;
 
+fn build_channels(
+    config: &ProviderConfig,
+    base_dir: &std::path::Path,
+) -> Result<Vec<Channel>, UpstreamError> {
+    let endpoint_err = |source| UpstreamError::Endpoint {
+        provider: config.name.clone(),
+        source,
+    };
+    let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
+        .map_err(endpoint_err)?
+        .connect_timeout(config.timeouts.connect)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    if let Some(t) = &config.tls {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |p: &std::path::PathBuf| {
+            let path = base_dir.join(p);
+            std::fs::read(&path).map_err(|source| UpstreamError::TlsFile {
+                provider: config.name.clone(),
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        // Only the configured CA is trusted: no system roots.
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
+        if let (Some(cert), Some(key)) = (&t.cert, &t.key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        if let Some(name) = &t.server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        endpoint = endpoint.tls_config(tls).map_err(endpoint_err)?;
+    }
+    Ok((0..config.pool_size)
+        .map(|_| endpoint.connect_lazy())
+        .collect())
+}
+
+/// A status message with the cause of a failed TLS handshake spelled out:
+/// which of wrong CA, expired certificate, name mismatch, or a refused or
+/// missing client certificate. Other statuses keep their message.
+pub fn describe_status(status: &Status, config: &ProviderConfig) -> String {
+    let mut chain = String::new();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    while let Some(e) = cur {
+        chain.push_str(": ");
+        chain.push_str(&e.to_string());
+        cur = e.source();
+    }
+    let Some(tls) = &config.tls else {
+        return status.message().to_string();
+    };
+    let lower = chain.to_ascii_lowercase();
+    // BadSignature: an issuer of the same name (another CA) signed it.
+    let why = if lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("badsignature")
+    {
+        "the provider's certificate is not signed by the CA in tls.ca (wrong CA)".to_string()
+    } else if lower.contains("expired") {
+        "the provider's certificate has expired".to_string()
+    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        let host = http::Uri::try_from(config.endpoint.as_str())
+            .ok()
+            .and_then(|u| u.host().map(String::from))
+            .unwrap_or_default();
+        format!(
+            "the provider's certificate does not match the server name '{}' (hostname/SAN mismatch)",
+            tls.server_name.as_deref().unwrap_or(&host)
+        )
+    } else if lower.contains("certificaterequired")
+        || lower.contains("badcertificate")
+        || lower.contains("unknownca")
+        || lower.contains("handshakefailure")
+    {
+        if tls.cert.is_none() {
+            "the provider requires a client certificate and none is configured (missing client cert: set tls.cert and tls.key)".to_string()
+        } else {
+            "the provider refused the gateway's client certificate (tls.cert)".to_string()
+        }
+    } else if tls.cert.is_none()
+        && (lower.contains("connection closed") || lower.contains("connection reset"))
+    {
+        // TLS 1.3: the provider checks the client certificate after the
+        // handshake and may just close the connection without an alert.
+        "the provider closed the connection after the handshake; it likely requires a client certificate and none is configured (missing client cert: set tls.cert and tls.key)".to_string()
+    } else {
+        return format!("{}{chain}", status.message());
+    };
+    format!("TLS handshake failed: {why}{chain}")
+}
+
 /// Concurrent calls one channel takes before the next channel is used.
 const CALLS_PER_CHANNEL: usize = 16;
 
@@ -42,10 +137,28 @@ pub struct Upstream {
     /// The bulkhead: one permit per call in flight.
     pub slots: Arc<tokio::sync::Semaphore>,
     pub cache: Option<Arc<crate::cache::ResultCache>>,
-    channels: Vec<Channel>,
+    /// Swapped whole when TLS files change (see [`Upstream::reload_tls`]).
+    channels: arc_swap::ArcSwap<Vec<Channel>>,
     /// Calls in flight to this provider.
     in_flight: AtomicUsize,
     max_payload: usize,
+    /// The config file's directory, for relative TLS paths.
+    base_dir: std::path::PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("providers[{provider}].endpoint: {source}")]
+    Endpoint {
+        provider: String,
+        source: tonic::transport::Error,
+    },
+    #[error("providers[{provider}].tls: cannot read {path}: {source}")]
+    TlsFile {
+        provider: String,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Counts one call in flight on an [`Upstream`] until dropped.
@@ -61,16 +174,9 @@ impl Upstream {
     pub fn new(
         config: ProviderConfig,
         max_payload: usize,
-    ) -> Result<Arc<Self>, tonic::transport::Error> {
-        let endpoint = Endpoint::from_shared(config.endpoint.clone())?
-            .connect_timeout(config.timeouts.connect)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        let channels = (0..config.pool_size)
-            .map(|_| endpoint.connect_lazy())
-            .collect();
+        base_dir: &std::path::Path,
+    ) -> Result<Arc<Self>, UpstreamError> {
+        let channels = build_channels(&config, base_dir)?;
         Ok(Arc::new(Self {
             breaker: Breaker::new(config.breaker.failures, config.breaker.cool_down),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
@@ -79,10 +185,31 @@ impl Upstream {
                 .as_ref()
                 .map(|c| Arc::new(crate::cache::ResultCache::new(c.max_entries, c.ttl))),
             config,
-            channels,
+            channels: arc_swap::ArcSwap::from_pointee(channels),
             in_flight: AtomicUsize::new(0),
             max_payload,
+            base_dir: base_dir.to_path_buf(),
         }))
+    }
+
+    /// Re-reads the TLS files and replaces the channels; calls in flight
+    /// finish on the old ones. On error the old channels stay.
+    pub fn reload_tls(&self) -> Result<(), UpstreamError> {
+        let channels = build_channels(&self.config, &self.base_dir)?;
+        self.channels.store(Arc::new(channels));
+        Ok(())
+    }
+
+    /// The TLS files to watch, resolved.
+    pub fn tls_files(&self) -> Vec<std::path::PathBuf> {
+        let Some(t) = &self.config.tls else {
+            return Vec::new();
+        };
+        [Some(&t.ca), t.cert.as_ref(), t.key.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| self.base_dir.join(p))
+            .collect()
     }
 
     pub fn name(&self) -> &str {
@@ -102,9 +229,10 @@ impl Upstream {
     /// round-robin ones (docs/performance.md). Higher concurrency still
     /// spreads over the whole pool.
     fn channel(&self) -> Channel {
+        let channels = self.channels.load();
         let others = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
-        let i = (others / CALLS_PER_CHANNEL).min(self.channels.len() - 1);
-        self.channels[i].clone()
+        let i = (others / CALLS_PER_CHANNEL).min(channels.len() - 1);
+        channels[i].clone()
     }
 
     fn client(&self) -> ProviderClient<Channel> {

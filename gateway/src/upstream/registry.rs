@@ -101,12 +101,19 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(config: &Config) -> Result<Arc<Self>, tonic::transport::Error> {
+    pub fn new(config: &Config) -> Result<Arc<Self>, super::UpstreamError> {
         let stop = CancellationToken::new();
         let slots = config
             .providers
             .iter()
-            .map(|p| Slot::new(p.clone(), config.limits.max_payload_bytes, &stop))
+            .map(|p| {
+                Slot::new(
+                    p.clone(),
+                    config.limits.max_payload_bytes,
+                    &config.base_dir,
+                    &stop,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(Self {
             naming: ArcSwap::from_pointee(config.naming.clone()),
@@ -133,10 +140,7 @@ impl Registry {
     /// are discovered (concurrently, bounded by their discovery timeout);
     /// removed ones stop; modified ones are replaced. In-flight calls finish
     /// on the connection they started on.
-    pub async fn apply(
-        self: &Arc<Self>,
-        config: &Config,
-    ) -> Result<Applied, tonic::transport::Error> {
+    pub async fn apply(self: &Arc<Self>, config: &Config) -> Result<Applied, super::UpstreamError> {
         let old = self.slots.load_full();
         let mut applied = Applied::default();
         let mut fresh = Vec::new();
@@ -145,7 +149,8 @@ impl Registry {
             match old.iter().find(|s| s.upstream.name() == p.name) {
                 Some(s) if s.upstream.config == *p => next.push(s.clone()),
                 found => {
-                    let slot = Slot::new(p.clone(), self.max_payload, &self.stop)?;
+                    let slot =
+                        Slot::new(p.clone(), self.max_payload, &config.base_dir, &self.stop)?;
                     if found.is_some() {
                         applied.modified.push(p.name.clone());
                     } else {
@@ -350,7 +355,11 @@ impl Registry {
                 }
             }
             Err(status) => {
-                let err = format!("{:?}: {}", status.code(), status.message());
+                let err = format!(
+                    "{:?}: {}",
+                    status.code(),
+                    super::describe_status(&status, &slot.upstream.config)
+                );
                 let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
                 let had = slot.items.swap(None);
                 let had_items = had.is_some();
@@ -406,10 +415,11 @@ impl Slot {
     fn new(
         config: crate::config::ProviderConfig,
         max_payload: usize,
+        base_dir: &std::path::Path,
         stop: &CancellationToken,
-    ) -> Result<Arc<Self>, tonic::transport::Error> {
+    ) -> Result<Arc<Self>, super::UpstreamError> {
         Ok(Arc::new(Slot {
-            upstream: Upstream::new(config, max_payload)?,
+            upstream: Upstream::new(config, max_payload, base_dir)?,
             items: ArcSwapOption::empty(),
             last_items: ArcSwapOption::empty(),
             state: Mutex::new((ProviderState::Connecting, None, None)),

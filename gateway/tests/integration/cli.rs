@@ -90,3 +90,17 @@ fn public_listen_override_is_refused_without_auth() {
     assert!(!ok);
     assert!(err.contains("loopback"), "{err}");
 }
+
+#[test]
+fn check_resolves_secret_references_and_names_them() {
+    let f = crate::common::temp_config(
+        "auth:\n  mode: api_key\n  api_keys:\n    - { principal: a, key: \"${MCPGW_CHECK_UNSET_VAR}\" }\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let (ok, _, err) = run(&["check", "--config", path]);
+    assert!(!ok);
+    assert!(
+        err.contains("auth.api_keys[0].key: environment variable MCPGW_CHECK_UNSET_VAR is not set"),
+        "{err}"
+    );
+}

@@ -339,6 +339,47 @@ pub async fn http_client(url: &str, stateless: bool, recorder: Recorder) -> Clie
         .expect("client connects")
 }
 
+/// An HTTP client sending `Authorization: Bearer <token>` and `headers`.
+pub async fn http_client_as(
+    url: &str,
+    stateless: bool,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Client {
+    http_client_rec(url, stateless, token, headers, Recorder::default()).await
+}
+
+/// [`http_client_as`] with a recorder of what the server pushes.
+pub async fn http_client_rec(
+    url: &str,
+    stateless: bool,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    recorder: Recorder,
+) -> Client {
+    init();
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+    if let Some(t) = token {
+        cfg = cfg.auth_header(t.to_string());
+    }
+    cfg = cfg.custom_headers(
+        headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    http::HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect(),
+    );
+    let transport = StreamableHttpClientTransport::from_config(cfg);
+    serve_client_with_lifecycle(recorder, transport, lifecycle(stateless))
+        .await
+        .expect("client connects")
+}
+
 pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-gateway"))
 }

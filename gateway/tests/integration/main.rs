@@ -12,5 +12,7 @@ pub mod inspector;
 mod operations;
 mod reload;
 mod resilience;
+mod security;
 mod surface;
+mod tls;
 mod tracing;

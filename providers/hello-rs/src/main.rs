@@ -28,6 +28,15 @@ struct Cli {
     /// JetStream subject for events.
     #[arg(long, env = "HELLO_RS_NATS_SUBJECT", default_value = "hello.events")]
     nats_subject: String,
+    /// Serve TLS with this certificate (PEM); needs --tls-key.
+    #[arg(long, env = "HELLO_RS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "HELLO_RS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by this CA (mTLS).
+    #[arg(long, env = "HELLO_RS_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 /// The event type published for each echo call.
@@ -138,7 +147,14 @@ fn provider() -> ProviderBuilder {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _tracing = mcp_provider_sdk::telemetry::init("hello-rs");
-    let provider = provider();
+    let mut provider = provider();
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        provider = provider.tls(TlsConfig::from_files(
+            cert,
+            key,
+            cli.tls_client_ca.as_ref(),
+        )?);
+    }
     if let Some(url) = &cli.nats_url {
         provider
             .events()
