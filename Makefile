@@ -12,7 +12,7 @@ CONFIG ?= providers.yaml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BENCH_ARGS ?=
 
-.PHONY: help build test fmt lint check-config test-deps bench bench-micro run\:gateway run\:hello-rs proto\:gen
+.PHONY: help build test fmt lint check-config nats-deps test-deps bench bench-micro run\:gateway run\:hello-rs proto\:gen
 
 help:
 	@grep -E '^[a-z\\:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/\\//g; s/:.*## /\t/' | column -t -s $$'\t'
@@ -33,13 +33,15 @@ proto\:gen: ## Regenerate the Rust code for proto/*.proto (protox: no protoc nee
 check-config: build ## Validate $(CONFIG)
 	./target/debug/mcp-gateway check --config $(CONFIG)
 
-test-deps: ## Install what the tests need: Node/npm, the pinned MCP Inspector, nats-server
+nats-deps: ## Install nats-server (the events tests and the event-latency benchmark need a real NATS JetStream)
+	@command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || { \
+		echo "installing nats-server (Debian package)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
+
+test-deps: nats-deps ## Install what the tests need: Node/npm, the pinned MCP Inspector, nats-server
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 		echo "installing nodejs and npm (Debian packages)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
-	@command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || { \
-		echo "installing nats-server (Debian package; the events tests need a real NATS JetStream)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
 	@if [ ! -d $(INSPECTOR_DIR)/node_modules ] || [ $(INSPECTOR_DIR)/package-lock.json -nt $(INSPECTOR_DIR)/node_modules ]; then \
 		npm ci --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error; \
 	fi
@@ -54,7 +56,7 @@ lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; print the table (docs/performance.md)
+bench: nats-deps ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; print the table (docs/performance.md)
 	$(CARGO) build --release -p mcp-gateway -p hello-rs -p bench
 	$(TARGET_DIR)/release/mcp-bench run --bin-dir $(TARGET_DIR)/release --out bench/results $(BENCH_ARGS)
 

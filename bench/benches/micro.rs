@@ -33,7 +33,12 @@ fn input_schema() -> Value {
 fn catalog(n: usize) -> Catalog {
     let config = Config::parse("providers:\n  - name: synth\n    endpoint: http://127.0.0.1:9\n")
         .expect("valid config");
-    let up = Upstream::new(config.providers[0].clone(), 1 << 20, std::path::Path::new(".")).expect("endpoint");
+    let up = Upstream::new(
+        config.providers[0].clone(),
+        1 << 20,
+        std::path::Path::new("."),
+    )
+    .expect("endpoint");
     let schema = serde_json::to_vec(&input_schema()).unwrap();
     let tools = (0..n)
         .map(|i| pb::Tool {

@@ -6,6 +6,7 @@
 //! `mcp-bench synthetic` is the N-tool provider the catalog scenarios use.
 
 mod client;
+mod events;
 mod load;
 mod procs;
 mod report;
@@ -111,6 +112,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> anyhow::Result<()> {
+    // The MCP client in the events scenario speaks HTTP through rustls.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
@@ -468,6 +471,27 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
     for p in ten {
         p.stop().await;
     }
+
+    // Event latency: JetStream publish → notifications/resources/updated.
+    eprintln!("mcp-bench: event latency (NATS JetStream)");
+    let nats = events::Nats::start(&cx.bins.work).await?;
+    let (gw, _) = cx
+        .bins
+        .gateway_with(
+            "gw-events",
+            &[("hello-rs", hello.addr)],
+            &events::gateway_yaml(&nats.url),
+        )
+        .await?;
+    let mut lat = events::latencies(gw.addr, &nats.url, 20, 300).await?;
+    lat.sort_unstable();
+    let pct = |q: f64| {
+        lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
+    };
+    cx.figure_row("event latency p50", pct(0.50), "ms");
+    cx.figure_row("event latency p99", pct(0.99), "ms");
+    gw.stop().await;
+    nats.stop().await;
     hello.stop().await;
     synth10.stop().await;
     synth10k.stop().await;

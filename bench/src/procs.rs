@@ -144,10 +144,22 @@ impl Bins {
         label: &str,
         providers: &[(&str, SocketAddr)],
     ) -> anyhow::Result<(Proc, Duration)> {
+        self.gateway_with(label, providers, "").await
+    }
+
+    /// [`Bins::gateway`] with more config (YAML sections) appended.
+    pub async fn gateway_with(
+        &self,
+        label: &str,
+        providers: &[(&str, SocketAddr)],
+        extra: &str,
+    ) -> anyhow::Result<(Proc, Duration)> {
         let addr = free_port()?;
         let mut yaml = String::from(
-            "# written by mcp-bench\ndiscovery:\n  retry_interval: 200ms\n  refresh_interval: 5s\nproviders:\n",
+            "# written by mcp-bench\ndiscovery:\n  retry_interval: 200ms\n  refresh_interval: 5s\n",
         );
+        yaml.push_str(extra);
+        yaml.push_str("providers:\n");
         for (name, a) in providers {
             yaml.push_str(&format!("  - name: {name}\n    endpoint: http://{a}\n"));
         }

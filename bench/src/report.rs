@@ -213,6 +213,18 @@ impl Report {
             v.map(|v| v <= 25.0),
             String::new(),
         );
+        let v = self.figure("event latency p99");
+        push(
+            "event publish → notification p99, ms".into(),
+            v,
+            "≤ 25 ms",
+            v.map(|v| v <= 25.0),
+            self.figure("event latency p50")
+                .map(|p50| {
+                    format!("p50 {p50:.2} ms; JetStream publish (acked) → resources/updated")
+                })
+                .unwrap_or_default(),
+        );
         let v = self.figure("1,000 idle sessions RSS");
         push(
             "1,000 idle sessions RSS, MB".into(),

@@ -113,7 +113,9 @@ pub fn describe_status(status: &Status, config: &ProviderConfig) -> String {
             "the provider refused the gateway's client certificate (tls.cert)".to_string()
         }
     } else if tls.cert.is_none()
-        && (lower.contains("connection closed") || lower.contains("connection reset"))
+        && (lower.contains("connection closed")
+            || lower.contains("connection reset")
+            || lower.contains("broken pipe"))
     {
         // TLS 1.3: the provider checks the client certificate after the
         // handshake and may just close the connection without an alert.
