@@ -65,7 +65,9 @@ fn build_channels(
         }
         endpoint = endpoint.tls_config(tls).map_err(endpoint_err)?;
     }
-    Ok((0..config.pool_size)
+    // One more than the pool: the last is the control channel (see
+    // `Upstream::control`), kept free of call traffic.
+    Ok((0..config.pool_size + 1)
         .map(|_| endpoint.connect_lazy())
         .collect())
 }
@@ -232,13 +234,26 @@ impl Upstream {
     /// spreads over the whole pool.
     fn channel(&self) -> Channel {
         let channels = self.channels.load();
+        let calls = channels.len() - 1;
         let others = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
-        let i = (others / CALLS_PER_CHANNEL).min(channels.len() - 1);
+        let i = (others / CALLS_PER_CHANNEL).min(calls - 1);
         channels[i].clone()
     }
 
+    /// The connection for health checks and discovery: under heavy call
+    /// load they must not queue behind hundreds of streams, or a busy but
+    /// healthy provider would look dead.
+    fn control(&self) -> Channel {
+        let channels = self.channels.load();
+        channels[channels.len() - 1].clone()
+    }
+
     fn client(&self) -> ProviderClient<Channel> {
-        ProviderClient::new(self.channel())
+        self.client_on(self.channel())
+    }
+
+    fn client_on(&self, channel: Channel) -> ProviderClient<Channel> {
+        ProviderClient::new(channel)
             .max_decoding_message_size(self.max_payload)
             .max_encoding_message_size(self.max_payload)
     }
@@ -282,7 +297,7 @@ impl Upstream {
     ) -> Result<pb::ListCapabilitiesResponse, Status> {
         let timeout = self.config.timeouts.discovery;
         let work = async {
-            let mut health = HealthClient::new(self.channel());
+            let mut health = HealthClient::new(self.control());
             let status = health
                 .check(Self::request(
                     HealthCheckRequest {
@@ -307,7 +322,7 @@ impl Upstream {
                 }),
                 known_revision: known_revision.to_string(),
             };
-            self.client()
+            self.client_on(self.control())
                 .list_capabilities(Self::request(req, timeout, correlation_id))
                 .await
                 .map(|r| r.into_inner())

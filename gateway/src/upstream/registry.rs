@@ -77,7 +77,14 @@ struct Slot {
     generation: AtomicU64,
     /// Ends this provider's supervisor (removal on reload, or shutdown).
     stop: CancellationToken,
+    /// Consecutive checks that timed out while the provider was up.
+    slow_checks: std::sync::atomic::AtomicU32,
 }
+
+/// Timed-out checks in a row before a provider that is up is dropped: a
+/// busy provider answers late but still serves; an unreachable one is
+/// dropped at once.
+const SLOW_CHECKS_BEFORE_DOWN: u32 = 3;
 
 /// What a reload changed, by provider name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -329,6 +336,7 @@ impl Registry {
         let cid = format!("discovery-{}", uuid::Uuid::new_v4());
         match slot.upstream.discover(&known, &cid).await {
             Ok(resp) => {
+                slot.slow_checks.store(0, Ordering::Relaxed);
                 let was = self.set_state(slot, ProviderState::Ready, None);
                 if resp.unchanged && slot.items.load().is_some() {
                     return;
@@ -353,6 +361,16 @@ impl Registry {
                 if !slot.stop.is_cancelled() {
                     self.rebuild();
                 }
+            }
+            Err(status)
+                if is_timeout(&status)
+                    && slot.items.load().is_some()
+                    && slot.slow_checks.fetch_add(1, Ordering::Relaxed) + 1
+                        < SLOW_CHECKS_BEFORE_DOWN =>
+            {
+                let err = format!("{:?}: {}", status.code(), status.message());
+                tracing::warn!(provider = name, error = %err, "provider slow to answer its health check; still serving it");
+                self.set_state(slot, ProviderState::Degraded, Some(err));
             }
             Err(status) => {
                 let err = format!(
@@ -426,6 +444,13 @@ impl Slot {
             poke: Notify::new(),
             generation: AtomicU64::new(0),
             stop: stop.child_token(),
+            slow_checks: std::sync::atomic::AtomicU32::new(0),
         }))
     }
+}
+
+/// A check that ran out of time (as opposed to finding the provider gone).
+fn is_timeout(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::DeadlineExceeded
+        || (status.code() == tonic::Code::Cancelled && status.message().contains("Timeout expired"))
 }
