@@ -162,15 +162,27 @@ pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
     // messages and headers (tool arguments, tokens): never emitted,
     // whatever RUST_LOG says.
     let ours = service.replace('-', "_");
+    // The hint lets tracing switch off, at the callsite, every event below
+    // the configured level: without it each trace!/debug! in h2, hyper,
+    // tonic and rmcp is evaluated on the hot path.
+    let hint = filter.max_level_hint();
     let no_dependency_trace = tracing_subscriber::filter::filter_fn(move |m| {
+        let level = *m.level();
+        // Never more verbose than the level filter: keeps the hint true.
+        if hint.is_some_and(|h| level > h) {
+            return false;
+        }
         let t = m.target();
         let own = t.starts_with("mcp_gateway")
             || t.starts_with("mcp_provider_sdk")
             || t.starts_with(&ours);
-        let level = *m.level();
         own || level < tracing::Level::DEBUG
             || (level == tracing::Level::DEBUG && !t.starts_with("rmcp"))
     });
+    let no_dependency_trace = match hint {
+        Some(h) => no_dependency_trace.with_max_level_hint(h),
+        None => no_dependency_trace,
+    };
     let _ = tracing_subscriber::registry()
         .with(json.with_filter(filter).with_filter(no_dependency_trace))
         .with(otel.with_filter(EnvFilter::new("info")))

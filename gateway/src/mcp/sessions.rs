@@ -32,8 +32,12 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct SessionState {
     uris: Mutex<HashSet<String>>,
-    /// Minimum `notifications/message` severity (rank); none = everything.
+    /// Minimum `notifications/message` severity (rank). None: the session
+    /// never asked (`logging/setLevel`), so it gets no log messages.
     log_level: Mutex<Option<u8>>,
+    /// A log message is on its way: the next one is dropped rather than
+    /// queued, so a client that does not read cannot grow the gateway.
+    log_busy: std::sync::atomic::AtomicBool,
     /// Who the session's latest request came from, for event filtering.
     caller: Mutex<Option<pb::Caller>>,
 }
@@ -79,7 +83,7 @@ impl SessionState {
         self.log_level
             .lock()
             .expect("level lock")
-            .is_none_or(|min| rank(level) >= min)
+            .is_some_and(|min| rank(level) >= min)
     }
 }
 
@@ -112,12 +116,22 @@ impl Sessions {
 
     /// Live peers for which `want` holds.
     fn live_peers(&self, want: impl Fn(&SessionState) -> bool) -> Vec<Peer<RoleServer>> {
+        self.live_sessions(want)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    fn live_sessions(
+        &self,
+        want: impl Fn(&SessionState) -> bool,
+    ) -> Vec<(Peer<RoleServer>, Arc<SessionState>)> {
         let mut peers = self.peers.lock().expect("peers lock");
         peers.retain(|p| !p.peer.is_transport_closed());
         peers
             .iter()
             .filter(|p| want(&p.state))
-            .map(|p| p.peer.clone())
+            .map(|p| (p.peer.clone(), p.state.clone()))
             .collect()
     }
 
@@ -177,7 +191,11 @@ impl Sessions {
             (Some(p), Some(access)) => access(&s.caller(), p),
             _ => true,
         };
-        for peer in self.live_peers(|s| s.logs(param.level) && visible(s)) {
+        for (peer, state) in self.live_sessions(|s| s.logs(param.level) && visible(s)) {
+            if state.log_busy.swap(true, Ordering::AcqRel) {
+                metrics::counter!("mcp_gateway_log_messages_dropped_total").increment(1);
+                continue;
+            }
             let p = param.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(SEND_TIMEOUT, peer.notify_logging_message(p)).await {
@@ -185,6 +203,7 @@ impl Sessions {
                     Ok(Err(e)) => tracing::debug!(error = %e, "log message not delivered"),
                     Err(_) => tracing::debug!("log message delivery timed out"),
                 }
+                state.log_busy.store(false, Ordering::Release);
             });
         }
     }

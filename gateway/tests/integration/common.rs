@@ -466,3 +466,14 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Asks for `notifications/message` (opt-in: a session gets log messages
+/// only after `logging/setLevel`).
+#[allow(deprecated)]
+pub async fn opt_into_logs(c: &Client) {
+    c.set_level(rmcp::model::SetLevelRequestParams::new(
+        rmcp::model::LoggingLevel::Info,
+    ))
+    .await
+    .expect("logging/setLevel");
+}

@@ -202,6 +202,7 @@ async fn stream_rpc_events_reach_clients_without_nats() {
     // 2025-11-25: resources/subscribe, then the provider reports an update.
     let rec = Recorder::default();
     let session = http_client(&gw.url(), false, rec.clone()).await;
+    opt_into_logs(&session).await;
     #[allow(deprecated)] // resources/subscribe is legacy-only but 2025-11-25 valid
     session
         .subscribe(rmcp::model::SubscribeRequestParams::new("ev://greeting"))
@@ -297,6 +298,7 @@ async fn resource_updates_use_the_client_side_uri() {
     .await;
     let rec = Recorder::default();
     let session = http_client(&gw.url(), false, rec.clone()).await;
+    opt_into_logs(&session).await;
     let uris: Vec<String> = session
         .list_all_resources()
         .await
@@ -357,6 +359,7 @@ async fn stream_rpc_resubscribes_after_provider_restart() {
     .await;
     let rec = Recorder::default();
     let session = http_client(&gw.url(), false, rec.clone()).await;
+    opt_into_logs(&session).await;
     call(&session, "ev.echo.v1", json!({"message": "again"}))
         .await
         .unwrap();
@@ -381,6 +384,7 @@ async fn capabilities_changed_triggers_rediscovery() {
     .await;
     let rec = Recorder::default();
     let session = http_client(&gw.url(), false, rec.clone()).await;
+    opt_into_logs(&session).await;
 
     // Same address, one more tool; the gateway's catalog does not know yet.
     first.abort();

@@ -61,6 +61,7 @@ async fn echo_through_nats_reaches_a_subscribed_client_within_2s() {
 
     let rec = Recorder::default();
     let session = http_client(&gw.url(), false, rec.clone()).await;
+    opt_into_logs(&session).await;
     #[allow(deprecated)]
     session
         .subscribe(rmcp::model::SubscribeRequestParams::new("ev://greeting"))

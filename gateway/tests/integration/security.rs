@@ -758,6 +758,8 @@ async fn events_are_filtered_by_what_the_session_may_see() {
     let (rec_r, rec_o) = (Recorder::default(), Recorder::default());
     let reader = http_client_rec(&gw.url(), false, Some("reader-key"), &[], rec_r.clone()).await;
     let other = http_client_rec(&gw.url(), false, Some("other-key"), &[], rec_o.clone()).await;
+    opt_into_logs(&reader).await;
+    opt_into_logs(&other).await;
     // Wait until the provider's event stream is open.
     for _ in 0..50 {
         if gw.gateway.events().stats().streams_open == 1 {
@@ -855,6 +857,8 @@ async fn resource_updates_for_hidden_uris_are_not_delivered() {
     let (rec_r, rec_o) = (Recorder::default(), Recorder::default());
     let reader = http_client_rec(&gw.url(), false, Some("reader-key"), &[], rec_r.clone()).await;
     let other = http_client_rec(&gw.url(), false, Some("other-key"), &[], rec_o.clone()).await;
+    opt_into_logs(&reader).await;
+    opt_into_logs(&other).await;
     #[allow(deprecated)]
     for c in [&reader, &other] {
         c.subscribe(SubscribeRequestParams::new("ev://greeting"))
