@@ -194,37 +194,15 @@ impl Dispatcher {
         name: &str,
     ) -> Result<Arc<crate::catalog::ToolEntry>, GatewayError> {
         let cat = self.catalog();
-        let unknown = || GatewayError::UnknownTool(name.to_string());
-        let ok = |e: &crate::catalog::ToolEntry| {
-            self.visible(caller, Kind::Tool, e.upstream.name(), &e.tool.name)
-        };
-        match cat.tool(name) {
-            Ok(e) if ok(e) => Ok(e.clone()),
-            Ok(_) => Err(unknown()),
-            Err(GatewayError::AmbiguousTool { name, candidates }) => {
-                let seen: Vec<String> = candidates
-                    .into_iter()
-                    .filter(|c| cat.tool(c).is_ok_and(|e| ok(e)))
-                    .collect();
-                match seen.as_slice() {
-                    [] => Err(unknown()),
-                    [one] => Ok(cat.tool(one)?.clone()),
-                    _ => Err(GatewayError::AmbiguousTool {
-                        name,
-                        candidates: seen,
-                    }),
-                }
-            }
-            Err(e @ GatewayError::Provider { .. }) => match &e {
-                GatewayError::Provider { provider, .. }
-                    if self.visible(caller, Kind::Tool, provider, name) =>
-                {
-                    Err(e)
-                }
-                _ => Err(unknown()),
-            },
-            Err(e) => Err(e),
-        }
+        self.resolve_visible(
+            caller,
+            Kind::Tool,
+            name,
+            |n| cat.tool(n),
+            |e| (e.upstream.name(), &e.tool.name),
+            || GatewayError::UnknownTool(name.to_string()),
+            |name, candidates| GatewayError::AmbiguousTool { name, candidates },
+        )
     }
 
     /// Like [`Self::visible_tool`], for prompts.
@@ -234,30 +212,56 @@ impl Dispatcher {
         name: &str,
     ) -> Result<Arc<crate::catalog::PromptEntry>, GatewayError> {
         let cat = self.catalog();
-        let unknown = || GatewayError::UnknownPrompt(name.to_string());
-        let ok = |e: &crate::catalog::PromptEntry| {
-            self.visible(caller, Kind::Prompt, e.upstream.name(), &e.exposed)
+        self.resolve_visible(
+            caller,
+            Kind::Prompt,
+            name,
+            |n| cat.prompt(n),
+            |e| (e.upstream.name(), &e.exposed),
+            || GatewayError::UnknownPrompt(name.to_string()),
+            |name, candidates| GatewayError::AmbiguousPrompt { name, candidates },
+        )
+    }
+
+    /// Name resolution as the caller may see it: a hidden item answers
+    /// exactly like an unknown one, short names count only visible
+    /// candidates, and a down provider's tombstone shows only to callers
+    /// allowed to see that provider.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_visible<'c, E: 'c>(
+        &self,
+        caller: &pb::Caller,
+        kind: Kind,
+        name: &str,
+        lookup: impl Fn(&str) -> Result<&'c Arc<E>, GatewayError>,
+        owner: impl Fn(&E) -> (&str, &str),
+        unknown: impl Fn() -> GatewayError,
+        ambiguous: impl Fn(String, Vec<String>) -> GatewayError,
+    ) -> Result<Arc<E>, GatewayError> {
+        let ok = |e: &E| {
+            let (provider, exposed) = owner(e);
+            self.visible(caller, kind, provider, exposed)
         };
-        match cat.prompt(name) {
+        match lookup(name) {
             Ok(e) if ok(e) => Ok(e.clone()),
             Ok(_) => Err(unknown()),
-            Err(GatewayError::AmbiguousPrompt { name, candidates }) => {
+            Err(
+                GatewayError::AmbiguousTool { name, candidates }
+                | GatewayError::AmbiguousPrompt { name, candidates },
+            ) => {
                 let seen: Vec<String> = candidates
                     .into_iter()
-                    .filter(|c| cat.prompt(c).is_ok_and(|e| ok(e)))
+                    .filter(|c| lookup(c).is_ok_and(|e| ok(e)))
                     .collect();
                 match seen.as_slice() {
                     [] => Err(unknown()),
-                    [one] => Ok(cat.prompt(one)?.clone()),
-                    _ => Err(GatewayError::AmbiguousPrompt {
-                        name,
-                        candidates: seen,
-                    }),
+                    [one] => Ok(lookup(one)?.clone()),
+                    _ => Err(ambiguous(name, seen)),
                 }
             }
             Err(e @ GatewayError::Provider { .. }) => match &e {
                 GatewayError::Provider { provider, .. }
-                    if self.visible(caller, Kind::Prompt, provider, name) =>
+                    if self.visible(caller, kind, provider, name) =>
                 {
                     Err(e)
                 }
