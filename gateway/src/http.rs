@@ -110,7 +110,7 @@ pub fn router(
 pub async fn serve(
     gateway: &Gateway,
     listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<mcp_gateway_proto::tls::ReloadingAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;

@@ -59,7 +59,7 @@ pub enum ServeError {
     #[error("invalid config: {0}")]
     Auth(#[from] auth::SetupError),
     #[error("invalid config: {0}")]
-    ServerTls(#[from] tls_listen::TlsListenError),
+    ServerTls(#[from] mcp_gateway_proto::tls::TlsFileError),
 }
 
 /// A running gateway core: registry, catalog, dispatcher and sessions. Cheap
@@ -234,11 +234,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let tls = match &self.config().server_tls {
-            Some(t) => Some(tls_listen::acceptor(
-                &t.cert,
-                &t.key,
-                &self.config().base_dir,
-            )?),
+            Some(t) => Some(tls_listen::acceptor(t, &self.config().base_dir)?),
             None => None,
         };
         http::serve(self, listener, tls, shutdown).await?;

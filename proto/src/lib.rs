@@ -24,6 +24,9 @@ pub mod mcpgateway {
 
 pub mod trace;
 
+#[cfg(feature = "tls")]
+pub mod tls;
+
 /// CloudEvents 1.0 protobuf format, used by the `Stream` RPC.
 pub use io::cloudevents::v1 as cloudevents;
 /// The Provider service and its messages.

@@ -62,6 +62,9 @@ pub enum SdkError {
     /// The gRPC server failed.
     #[error("gRPC server error: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// TLS certificate, key or client CA could not be loaded or used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// An event could not be published to NATS (Stream readers still got it).
     #[error("events: {0}")]
     Events(String),

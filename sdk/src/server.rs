@@ -8,8 +8,9 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use mcp_gateway_proto::SERVICE_NAME;
+use mcp_gateway_proto::tls::{ReloadingAcceptor, ServerTlsFiles, ServerTlsPem, accept_loop};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -20,40 +21,90 @@ use tonic_health::ServingStatus;
 
 use crate::{ProviderBuilder, ProviderService, SdkError};
 
-/// TLS for the provider's gRPC server: PEM certificate chain and key, and
+/// TLS for the provider's gRPC server: certificate chain and key, and
 /// optionally the CA that client certificates must chain to (then a client
-/// without a valid certificate is refused during the handshake).
+/// without a valid certificate is refused during the handshake: mTLS).
+///
+/// Built [`from_files`](Self::from_files), the files are watched and
+/// reloaded when they change (certificate rotation without a restart);
+/// handshakes after the change use the new files, open connections keep
+/// theirs. A file that fails to load is logged and the previous one stays.
 #[derive(Debug, Clone)]
-pub struct TlsConfig {
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-    pub client_ca_pem: Option<Vec<u8>>,
+pub struct TlsConfig(TlsSource);
+
+#[derive(Debug, Clone)]
+enum TlsSource {
+    Pem(ServerTlsPem),
+    Files(ServerTlsFiles),
+}
+
+/// gRPC needs HTTP/2.
+fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec()]
 }
 
 impl TlsConfig {
+    /// From PEM contents (e.g. from a secret store); never reloaded.
+    pub fn from_pem(cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        Self(TlsSource::Pem(ServerTlsPem {
+            cert: cert_pem.into(),
+            key: key_pem.into(),
+            client_ca: None,
+        }))
+    }
+
+    /// Requires clients to present a certificate chaining to this CA (PEM).
+    pub fn client_ca_pem(self, ca_pem: impl Into<Vec<u8>>) -> Self {
+        match self.0 {
+            TlsSource::Pem(mut p) => {
+                p.client_ca = Some(ca_pem.into());
+                Self(TlsSource::Pem(p))
+            }
+            // Files keep their own CA file; mixing the two is not offered.
+            files => Self(files),
+        }
+    }
+
+    /// From PEM files, loaded now (so a bad file fails at startup) and
+    /// reloaded whenever they change on disk.
     pub fn from_files(
         cert: impl AsRef<std::path::Path>,
         key: impl AsRef<std::path::Path>,
         client_ca: Option<impl AsRef<std::path::Path>>,
     ) -> io::Result<Self> {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        let files = ServerTlsFiles {
+            cert: cert.as_ref().to_path_buf(),
+            key: key.as_ref().to_path_buf(),
+            client_ca: client_ca.map(|c| c.as_ref().to_path_buf()),
+            alpn: alpn(),
+            fields: ["tls cert", "tls key", "tls client CA"],
         };
-        Ok(Self {
-            cert_pem: read(cert.as_ref())?,
-            key_pem: read(key.as_ref())?,
-            client_ca_pem: client_ca.map(|c| read(c.as_ref())).transpose()?,
-        })
+        files
+            .load()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(Self(TlsSource::Files(files)))
     }
 
-    fn server_config(&self) -> tonic::transport::ServerTlsConfig {
-        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-        let mut c =
-            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
-        if let Some(ca) = &self.client_ca_pem {
-            c = c.client_ca_root(Certificate::from_pem(ca));
+    fn requires_client_cert(&self) -> bool {
+        match &self.0 {
+            TlsSource::Pem(p) => p.client_ca.is_some(),
+            TlsSource::Files(f) => f.client_ca.is_some(),
         }
-        c
+    }
+
+    fn acceptor(&self) -> Result<ReloadingAcceptor, SdkError> {
+        match &self.0 {
+            TlsSource::Pem(p) => {
+                p.config(&alpn())
+                    .map(ReloadingAcceptor::fixed)
+                    .map_err(|(i, e)| {
+                        SdkError::Tls(format!("{}: {e}", ["certificate", "key", "client CA"][i]))
+                    })
+            }
+            TlsSource::Files(f) => {
+                ReloadingAcceptor::new(f.clone()).map_err(|e| SdkError::Tls(e.to_string()))
+            }
+        }
     }
 }
 
@@ -199,21 +250,39 @@ async fn run(
         }
     };
 
-    // serve_with_incoming ignores tcp_nodelay, so set it per connection.
-    let incoming = TcpListenerStream::new(listener).map(move |conn| {
-        conn.map(|stream| {
-            let _ = stream.set_nodelay(true);
-            KillableIo::new(stream, kill.clone())
-        })
-    });
-
     tracing::info!(provider = %name, %addr, revision = service.revision(), tls = tls.is_some(),
-        mtls = tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()), "serving");
-    let mut server = Server::builder();
-    if let Some(tls) = &tls {
-        server = server.tls_config(tls.server_config())?;
-    }
-    server
+        mtls = tls.as_ref().is_some_and(TlsConfig::requires_client_cert), "serving");
+    // TLS is done here rather than by tonic so the certificate can be
+    // swapped while serving.
+    let (incoming, _watch): (BoxedIncoming, _) = match &tls {
+        None => {
+            // serve_with_incoming ignores tcp_nodelay, so set it per connection.
+            let incoming = TcpListenerStream::new(listener).map(move |conn| {
+                conn.map(|stream| {
+                    let _ = stream.set_nodelay(true);
+                    let info = stream.connect_info();
+                    KillableIo::new(Box::pin(stream), info, kill.clone())
+                })
+            });
+            (Box::pin(incoming), None)
+        }
+        Some(tls) => {
+            let acceptor = tls.acceptor()?;
+            let watch = acceptor.watch().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot watch TLS files; certificate changes need a restart");
+                None
+            });
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(accept_loop(
+                listener, acceptor,
+            ))
+            .map(move |(stream, _)| {
+                let info = stream.get_ref().0.connect_info();
+                Ok(KillableIo::new(Box::pin(stream), info, kill.clone()))
+            });
+            (Box::pin(incoming), watch)
+        }
+    };
+    Server::builder()
         .add_service(health)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, signal)
@@ -244,15 +313,27 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()> + Send + 'static> {
 /// the I/O makes hyper drop the connection (closing the socket), which is
 /// what a crashed process looks like to the client.
 struct KillableIo {
-    io: TcpStream,
+    io: Pin<Box<dyn Io>>,
+    info: TcpConnectInfo,
     kill: CancellationToken,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
+/// A plain or TLS connection.
+trait Io: AsyncRead + AsyncWrite + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
+
+type BoxedIncoming = Pin<Box<dyn tokio_stream::Stream<Item = io::Result<KillableIo>> + Send>>;
+
 impl KillableIo {
-    fn new(io: TcpStream, kill: CancellationToken) -> Self {
+    fn new(io: Pin<Box<dyn Io>>, info: TcpConnectInfo, kill: CancellationToken) -> Self {
         let killed = Box::pin(kill.clone().cancelled_owned());
-        Self { io, kill, killed }
+        Self {
+            io,
+            info,
+            kill,
+            killed,
+        }
     }
 
     /// Also registers the task's waker, so a kill wakes an idle connection.
@@ -274,7 +355,7 @@ impl AsyncRead for KillableIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        self.io.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -285,7 +366,7 @@ impl AsyncWrite for KillableIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        self.io.as_mut().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -294,7 +375,7 @@ impl AsyncWrite for KillableIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        self.io.as_mut().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -303,14 +384,14 @@ impl AsyncWrite for KillableIo {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        self.io.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         if self.kill.is_cancelled() {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        self.io.as_mut().poll_shutdown(cx)
     }
 }
 
@@ -318,9 +399,6 @@ impl Connected for KillableIo {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> TcpConnectInfo {
-        TcpConnectInfo {
-            local_addr: self.io.local_addr().ok(),
-            remote_addr: self.io.peer_addr().ok(),
-        }
+        self.info.clone()
     }
 }

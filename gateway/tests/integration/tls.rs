@@ -21,11 +21,10 @@ fn bundle(expired_server: bool) -> Bundle {
 /// The kit provider serving TLS with `b`'s server certificate; with
 /// `require_client`, only clients with a certificate from `b`'s CA.
 async fn tls_kit(b: &Bundle, require_client: bool) -> mcp_provider_sdk::RunningProvider {
-    let tls = TlsConfig {
-        cert_pem: b.server_cert.clone().into_bytes(),
-        key_pem: b.server_key.clone().into_bytes(),
-        client_ca_pem: require_client.then(|| b.ca_cert.clone().into_bytes()),
-    };
+    let mut tls = TlsConfig::from_pem(b.server_cert.clone(), b.server_key.clone());
+    if require_client {
+        tls = tls.client_ca_pem(b.ca_cert.clone());
+    }
     spawn_on(kit(Arc::default()).tls(tls), "127.0.0.1:0").await
 }
 
@@ -277,5 +276,90 @@ async fn northbound_tls_serves_https_and_refuses_plaintext() {
         .send()
         .await;
     assert!(plain.is_err(), "{plain:?}");
+    gw.shutdown().await;
+}
+
+/// A provider built with `TlsConfig::from_files` picks up a rotated
+/// certificate without a restart: the gateway, which trusts only the new
+/// CA, refuses the old certificate and connects once the files change.
+#[tokio::test]
+async fn a_provider_reloads_its_rotated_certificate() {
+    let (old, new) = (bundle(false), bundle(false));
+    let (served, trusted) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    old.write(served.path()).unwrap();
+    new.write(trusted.path()).unwrap();
+    let tls = TlsConfig::from_files(
+        served.path().join("server.pem"),
+        served.path().join("server.key"),
+        None::<&Path>,
+    )
+    .unwrap();
+    let provider = spawn_on(kit(Arc::default()).tls(tls), "127.0.0.1:0").await;
+    let gw = start_gateway(&tls_yaml(
+        provider.addr().port(),
+        trusted.path(),
+        false,
+        None,
+    ))
+    .await;
+    let s = wait_status(&gw, |s| s["state"] == "down" && s["last_error"].is_string()).await;
+    assert!(last_error(&s).contains("wrong CA"), "{s}");
+
+    new.write(served.path()).unwrap();
+    wait_status(&gw, |s| s["state"] == "ready").await;
+    let client = http_client(&gw.url(), true, Recorder::default()).await;
+    let r = call(&client, "kit.echo.v1", json!({"message": "new cert"}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "new cert");
+    gw.shutdown().await;
+}
+
+/// `server_tls` files are watched too: after rotation, new handshakes get
+/// the new certificate (a client trusting only the new CA gets through).
+#[tokio::test]
+async fn northbound_tls_reloads_its_rotated_certificate() {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let (old, new) = (bundle(false), bundle(false));
+    let dir = tempfile::tempdir().unwrap();
+    old.write(dir.path()).unwrap();
+    let yaml = format!(
+        "server_tls: {{ cert: {d}/server.pem, key: {d}/server.key }}\n",
+        d = dir.path().display()
+    );
+    let gw = start_gateway(&yaml).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(new.ca_cert.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let handshake = || async {
+        let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+    };
+    let e = handshake().await.expect_err("old certificate, new CA");
+    assert!(e.to_string().contains("invalid peer certificate"), "{e}");
+
+    new.write(dir.path()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match handshake().await {
+            Ok(_) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("still the old certificate after 10 s: {e}"),
+        }
+    }
     gw.shutdown().await;
 }

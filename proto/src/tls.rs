@@ -1,0 +1,315 @@
+//! TLS serving shared by the gateway's northbound listener and the SDK's
+//! gRPC server: PEM files → rustls config (ring provider), an acceptor that
+//! is swapped when the files change on disk (certificate rotation without a
+//! restart), and an accept loop whose handshakes are bounded and run in
+//! their own tasks so a silent client cannot hold up others.
+//!
+//! Files are watched with `notify` (the well-kept cross-platform watcher);
+//! the current acceptor lives in an `ArcSwap`, so a handshake never waits on
+//! a reload.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::net::{TcpListener, TcpStream};
+pub use tokio_rustls::{TlsAcceptor, server::TlsStream};
+
+/// A client gets this long to finish its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Several writes (cert, then key) usually land together: wait for quiet.
+const SETTLE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileError {
+    /// `field` names the setting, so the message points at the config.
+    #[error("{field}: cannot load {path}: {message}")]
+    Load {
+        field: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The PEM files a TLS server is built from. `fields` name them in errors
+/// (e.g. `server_tls.cert` or `--tls-cert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate chaining to this CA.
+    pub client_ca: Option<PathBuf>,
+    /// ALPN protocols to offer, e.g. `h2`.
+    pub alpn: Vec<Vec<u8>>,
+    pub fields: [&'static str; 3],
+}
+
+impl ServerTlsFiles {
+    fn paths(&self) -> Vec<PathBuf> {
+        let mut p = vec![self.cert.clone(), self.key.clone()];
+        p.extend(self.client_ca.clone());
+        p
+    }
+
+    /// Reads the files and builds a rustls server config.
+    pub fn load(&self) -> Result<rustls::ServerConfig, TlsFileError> {
+        let [cert_field, key_field, ca_field] = self.fields;
+        let read = |field, path: &Path| {
+            std::fs::read(path).map_err(|e| TlsFileError::Load {
+                field,
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
+        };
+        let pem = ServerTlsPem {
+            cert: read(cert_field, &self.cert)?,
+            key: read(key_field, &self.key)?,
+            client_ca: self
+                .client_ca
+                .as_deref()
+                .map(|p| read(ca_field, p))
+                .transpose()?,
+        };
+        pem.config(&self.alpn)
+            .map_err(|(i, message)| TlsFileError::Load {
+                field: self.fields[i],
+                path: [
+                    &self.cert,
+                    &self.key,
+                    self.client_ca.as_ref().unwrap_or(&self.cert),
+                ][i]
+                    .display()
+                    .to_string(),
+                message,
+            })
+    }
+}
+
+/// PEM contents of a TLS server's certificate chain, key and optional
+/// client CA.
+#[derive(Clone)]
+pub struct ServerTlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTlsPem {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTlsPem")
+            .field("client_auth", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTlsPem {
+    /// The rustls config; an error names the part (0 cert, 1 key, 2 CA).
+    pub fn config(&self, alpn: &[Vec<u8>]) -> Result<rustls::ServerConfig, (usize, String)> {
+        let chain = parse_certs(&self.cert).map_err(|e| (0, e))?;
+        // Never echo key material: only the error kind.
+        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| (1, e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| (0, e.to_string()))?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in parse_certs(ca).map_err(|e| (2, e))? {
+                    roots.add(c).map_err(|e| (2, e.to_string()))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.into(),
+                    provider,
+                )
+                .build()
+                .map_err(|e| (2, e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+            (
+                1,
+                format!("certificate and key do not make a usable pair: {e}"),
+            )
+        })?;
+        config.alpn_protocols = alpn.to_vec();
+        Ok(config)
+    }
+}
+
+fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
+}
+
+/// A TLS acceptor that follows its files: [`watch`](Self::watch) reloads it
+/// when they change; a file that fails to load keeps the previous one.
+#[derive(Clone)]
+pub struct ReloadingAcceptor {
+    files: Option<Arc<ServerTlsFiles>>,
+    current: Arc<ArcSwap<TlsAcceptor>>,
+}
+
+impl ReloadingAcceptor {
+    pub fn new(files: ServerTlsFiles) -> Result<Self, TlsFileError> {
+        let acceptor = TlsAcceptor::from(Arc::new(files.load()?));
+        Ok(Self {
+            files: Some(Arc::new(files)),
+            current: Arc::new(ArcSwap::from_pointee(acceptor)),
+        })
+    }
+
+    /// A fixed config with no files behind it; `watch` does nothing.
+    pub fn fixed(config: rustls::ServerConfig) -> Self {
+        Self {
+            files: None,
+            current: Arc::new(ArcSwap::from_pointee(TlsAcceptor::from(Arc::new(config)))),
+        }
+    }
+
+    /// The acceptor for the next handshake.
+    pub fn current(&self) -> TlsAcceptor {
+        (**self.current.load()).clone()
+    }
+
+    /// Loads the files again; on error the previous acceptor stays.
+    pub fn reload(&self) -> Result<(), TlsFileError> {
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
+        let config = files.load()?;
+        self.current
+            .store(Arc::new(TlsAcceptor::from(Arc::new(config))));
+        Ok(())
+    }
+
+    /// Reloads on every change to the files until the guard is dropped.
+    /// Must be called within a tokio runtime.
+    pub fn watch(&self) -> io::Result<Option<FileWatch>> {
+        let Some(files) = self.files.clone() else {
+            return Ok(None);
+        };
+        let this = self.clone();
+        watch_files(files.paths(), move |_| match this.reload() {
+            Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS files changed; new handshakes use them"),
+            Err(e) => tracing::warn!(error = %e, "TLS files changed but cannot be loaded; keeping the previous ones"),
+        })
+        .map(Some)
+    }
+}
+
+/// Stops watching when dropped.
+pub struct FileWatch {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FileWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Calls `on_change` with the changed subset of `files` after each burst of
+/// changes settles. Directories are watched, not files: rotation often
+/// replaces a file by renaming one over it.
+pub fn watch_files(
+    files: Vec<PathBuf>,
+    mut on_change: impl FnMut(&[PathBuf]) + Send + 'static,
+) -> io::Result<FileWatch> {
+    let files: Vec<PathBuf> = files.iter().map(|p| absolute(p)).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let mut watcher = notify::recommended_watcher(move |r: notify::Result<notify::Event>| {
+        if let Ok(e) = r {
+            let _ = tx.send(e.paths);
+        }
+    })
+    .map_err(io::Error::other)?;
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in &dirs {
+        watcher
+            .watch(d, RecursiveMode::NonRecursive)
+            .map_err(|e| io::Error::other(format!("{}: {e}", d.display())))?;
+    }
+    let task = tokio::spawn(async move {
+        let _watcher = watcher;
+        while let Some(mut changed) = rx.recv().await {
+            tokio::time::sleep(SETTLE).await;
+            while let Ok(more) = rx.try_recv() {
+                changed.extend(more);
+            }
+            let hit: Vec<PathBuf> = files
+                .iter()
+                .filter(|f| changed.iter().any(|c| absolute(c) == **f))
+                .cloned()
+                .collect();
+            if !hit.is_empty() {
+                on_change(&hit);
+            }
+        }
+    });
+    Ok(FileWatch { task })
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Accepts TCP connections and yields finished TLS connections, each
+/// handshake in its own task bounded by [`HANDSHAKE_TIMEOUT`], using the
+/// acceptor current at accept time. Ends when the receiver is dropped.
+pub fn accept_loop(
+    listener: TcpListener,
+    acceptor: ReloadingAcceptor,
+) -> tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, addr) = tokio::select! {
+                _ = tx.closed() => return,
+                c = listener.accept() => match c {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.current(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send((tls, addr)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    rx
+}
