@@ -48,6 +48,9 @@ pub struct Record {
     /// SHA-256 of the arguments as sent to the provider (their JSON bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_sha256: Option<String>,
+    /// Redacted arguments, only with `logging.arguments: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
     /// `ok`, `tool_error` (an `isError` result) or `error`.
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -66,6 +66,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub discovery: Discovery,
     pub audit: Audit,
+    /// Tool arguments in logs and audit records (off), and their redaction.
+    pub logging: crate::redact::LoggingConfig,
     pub telemetry: Telemetry,
     pub providers: Vec<ProviderConfig>,
     /// Directory relative paths are resolved against: the config file's.
@@ -91,6 +93,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             discovery: Discovery::default(),
             audit: Audit::default(),
+            logging: Default::default(),
             telemetry: Telemetry::default(),
             providers: Vec::new(),
             base_dir: std::path::PathBuf::from("."),
@@ -506,6 +509,7 @@ impl Config {
         self.events.problems(&mut bad);
         self.auth.problems(&mut bad);
         self.policy.problems(&mut bad);
+        self.logging.problems(&mut bad);
         self.rate_limits.problems(&mut bad);
 
         if self.audit.jetstream.is_some() && self.events.nats.is_none() {

@@ -27,6 +27,7 @@ use crate::{
     naming::UriMap,
     policy::{Kind, Policy},
     ratelimit::RateLimits,
+    redact::{LoggingConfig, Redactor},
     upstream::Registry,
     upstream::Upstream,
 };
@@ -72,6 +73,8 @@ pub struct Dispatcher {
     analytics: Arc<Analytics>,
     policy: Arc<Policy>,
     limits: Arc<RateLimits>,
+    /// Whether and how arguments appear in logs; swapped on reload.
+    redactor: arc_swap::ArcSwap<Redactor>,
 }
 
 /// What a request learned on the way, for its log line, metrics and audit
@@ -82,6 +85,8 @@ struct Trace {
     item: OnceLock<String>,
     provider: OnceLock<String>,
     args_sha256: OnceLock<String>,
+    /// Redacted arguments, when `logging.arguments` is on.
+    arguments: OnceLock<Value>,
     cached: std::sync::atomic::AtomicBool,
 }
 
@@ -117,7 +122,18 @@ impl Dispatcher {
             analytics,
             policy: Arc::default(),
             limits: Arc::new(RateLimits::new(&Default::default())),
+            redactor: Default::default(),
         }
+    }
+
+    pub fn with_logging(self, cfg: &LoggingConfig) -> Self {
+        self.set_logging(cfg);
+        self
+    }
+
+    /// Applies `logging` (at startup and on reload).
+    pub fn set_logging(&self, cfg: &LoggingConfig) {
+        self.redactor.store(Arc::new(Redactor::new(cfg)));
     }
 
     /// Authorization and rate limits (both allow everything by default).
@@ -338,6 +354,10 @@ impl Dispatcher {
         self.check_size("tool arguments", arguments.len())?;
         if self.audit.is_some() || self.audit_stream.is_some() {
             let _ = trace.args_sha256.set(audit::digest(&arguments));
+        }
+        let redactor = self.redactor.load();
+        if redactor.enabled() {
+            let _ = trace.arguments.set(redactor.apply(&args));
         }
         let cache_key = entry
             .cache
@@ -779,9 +799,10 @@ impl Dispatcher {
             _ => "",
         };
         let principal = cx.caller.principal.as_str();
+        let arguments = trace.arguments.get().map(tracing::field::display);
         match &r {
             Err(e) => {
-                tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, "failed")
+                tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")
             }
             Ok(_) => tracing::info!(
                 method,
@@ -790,6 +811,7 @@ impl Dispatcher {
                 principal,
                 duration_ms = ms,
                 outcome,
+                arguments,
                 "ok"
             ),
         }
@@ -826,6 +848,7 @@ impl Dispatcher {
                 session: cx.caller.session_id.clone(),
                 correlation_id: cx.correlation_id.clone(),
                 args_sha256: trace.args_sha256.get().cloned(),
+                arguments: trace.arguments.get().cloned(),
                 outcome,
                 error_kind,
                 duration_ms: ms,

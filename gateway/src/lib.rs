@@ -28,6 +28,7 @@ pub mod mcp;
 pub mod naming;
 pub mod policy;
 pub mod ratelimit;
+pub mod redact;
 pub mod reload;
 pub mod schema;
 pub mod secret;
@@ -132,7 +133,8 @@ impl Gateway {
             .with_security(
                 Arc::new(policy::Policy::new(&config.policy)),
                 Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
-            ),
+            )
+            .with_logging(&config.logging),
         );
         let d = dispatcher.clone();
         sessions.set_access(Arc::new(move |caller, provider| {
@@ -189,6 +191,7 @@ impl Gateway {
                 self.events().watch_provider(up);
             }
         }
+        self.dispatcher().set_logging(&config.logging);
         self.inner.config.store(Arc::new(config));
         tracing::info!(added = ?applied.added, removed = ?applied.removed, modified = ?applied.modified, "config reloaded");
         Ok(reload::Report {

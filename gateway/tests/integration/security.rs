@@ -922,3 +922,108 @@ async fn resource_updates_for_hidden_uris_are_not_delivered() {
     assert!(rec_o.updated.lock().unwrap().is_empty());
     gw.shutdown().await;
 }
+
+/// `logging.arguments: true`: arguments appear in the call's log line and
+/// audit record, with built-in (password, *token*) and configured (ssn,
+/// a JSON pointer) fields redacted; the rest is readable.
+#[tokio::test]
+async fn logged_arguments_are_redacted() {
+    init();
+    let provider = spawn_kit(Arc::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let port = free_port().await;
+    let yaml = format!(
+        r#"listen: 127.0.0.1:{port}
+logging:
+  arguments: true
+  redact: [ssn, /profile/email]
+audit: {{ path: {} }}
+providers:
+  - name: kit
+    endpoint: http://{}
+"#,
+        audit.display(),
+        provider.addr()
+    );
+    let cfg = temp_config(&yaml);
+    let child = tokio::process::Command::new(gateway_bin())
+        .arg("--config")
+        .arg(cfg.path())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(Duration::from_secs(10), || {
+        let url = format!("{base}/ready");
+        async move { reqwest::get(url).await.ok()?.text().await.ok() }
+    })
+    .await
+    .expect("gateway answers /ready");
+    let url = format!("{base}/mcp");
+    let args = json!({
+        "message": "visible-text-4411",
+        "password": "PW-SECRET-7781",
+        "auth": {"sessionToken": "TOK-SECRET-2291"},
+        "ssn": "SSN-SECRET-5150",
+        "profile": {"email": "MAIL-SECRET-6060", "city": "visible-city-3030"},
+    });
+    let text = eventually(Duration::from_secs(10), || {
+        let (url, args) = (url.clone(), args.clone());
+        async move {
+            let (s, _, body) = raw_2026(
+                &url,
+                "tools/call",
+                Some("kit.echo.v1"),
+                json!({"name": "kit.echo.v1", "arguments": args}),
+                &[],
+            )
+            .await;
+            (s == 200 && body["result"].is_object()).then(|| body.to_string())
+        }
+    })
+    .await
+    .expect("the call succeeds once kit is discovered");
+    assert!(text.contains("visible-text-4411"), "{text}");
+    let record: Value = eventually(Duration::from_secs(5), || {
+        let audit = audit.clone();
+        async move {
+            let text = std::fs::read_to_string(&audit).ok()?;
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|r| r["method"] == "tools/call" && r["outcome"] == "ok")
+        }
+    })
+    .await
+    .expect("an audit record for the call");
+    assert_eq!(
+        record["arguments"],
+        json!({
+            "message": "visible-text-4411",
+            "password": "[REDACTED]",
+            "auth": {"sessionToken": "[REDACTED]"},
+            "ssn": "[REDACTED]",
+            "profile": {"email": "[REDACTED]", "city": "visible-city-3030"},
+        }),
+        "{record}"
+    );
+    assert!(record["args_sha256"].is_string(), "{record}");
+    unsafe { libc_kill(child.id().unwrap()) };
+    let out = child.wait_with_output().await.unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = logs
+        .lines()
+        .find(|l| l.contains("visible-city-3030"))
+        .unwrap_or_else(|| panic!("the call's log line carries its arguments: {logs}"));
+    assert!(line.contains("[REDACTED]"), "{line}");
+    for secret in ["PW-SECRET", "TOK-SECRET", "SSN-SECRET", "MAIL-SECRET"] {
+        assert!(!logs.contains(secret), "{secret} in logs: {logs}");
+    }
+}
