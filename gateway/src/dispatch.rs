@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use mcp_gateway_proto::provider as pb;
 use rmcp::model::{
@@ -71,10 +72,12 @@ pub struct Dispatcher {
     audit: Option<AuditLog>,
     audit_stream: Option<crate::audit_nats::AuditStream>,
     analytics: Arc<Analytics>,
-    policy: Arc<Policy>,
-    limits: Arc<RateLimits>,
+    /// Swapped whole on reload: a request sees one policy throughout.
+    policy: ArcSwap<Policy>,
+    /// Swapped whole on reload (fresh buckets).
+    limits: ArcSwap<RateLimits>,
     /// Whether and how arguments appear in logs; swapped on reload.
-    redactor: arc_swap::ArcSwap<Redactor>,
+    redactor: ArcSwap<Redactor>,
 }
 
 /// What a request learned on the way, for its log line, metrics and audit
@@ -120,8 +123,8 @@ impl Dispatcher {
             audit,
             audit_stream,
             analytics,
-            policy: Arc::default(),
-            limits: Arc::new(RateLimits::new(&Default::default())),
+            policy: Default::default(),
+            limits: ArcSwap::from_pointee(RateLimits::new(&Default::default())),
             redactor: Default::default(),
         }
     }
@@ -137,23 +140,28 @@ impl Dispatcher {
     }
 
     /// Authorization and rate limits (both allow everything by default).
-    pub fn with_security(mut self, policy: Arc<Policy>, limits: Arc<RateLimits>) -> Self {
-        self.policy = policy;
-        self.limits = limits;
+    pub fn with_security(self, policy: Arc<Policy>, limits: Arc<RateLimits>) -> Self {
+        self.set_security(policy, limits);
         self
     }
 
-    pub fn limits(&self) -> &RateLimits {
-        &self.limits
+    /// Replaces authorization and rate limits (config reload).
+    pub fn set_security(&self, policy: Arc<Policy>, limits: Arc<RateLimits>) {
+        self.policy.store(policy);
+        self.limits.store(limits);
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    pub fn limits(&self) -> Arc<RateLimits> {
+        self.limits.load_full()
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
     }
 
     /// Whether `caller` may see and use an item; lists filter with this.
     pub fn visible(&self, caller: &pb::Caller, kind: Kind, provider: &str, name: &str) -> bool {
-        self.policy.allows(caller, kind, provider, name)
+        self.policy.load().allows(caller, kind, provider, name)
     }
 
     /// Whether `caller` may see resource `uri`; URIs no provider owns
@@ -167,7 +175,7 @@ impl Dispatcher {
 
     /// Whether `caller` may see anything of `provider` (then its events too).
     pub fn sees_provider(&self, caller: &pb::Caller, provider: &str) -> bool {
-        if self.policy.is_open() {
+        if self.policy.load().is_open() {
             return true;
         }
         let cat = self.catalog();
@@ -337,6 +345,7 @@ impl Dispatcher {
         let _ = trace.item.set(exposed.to_string());
         let _ = trace.provider.set(entry.upstream.name().to_string());
         self.limits
+            .load()
             .check_tool(&exposed)
             .map_err(|retry_after| GatewayError::RateLimited {
                 scope: format!("tool '{exposed}'"),

@@ -88,12 +88,13 @@ pub fn router(
         ))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    let mut admin = Router::new()
+    let admin = Router::new()
         .route("/metrics", get(metrics))
-        .route("/api/v1/analytics/usage", get(usage));
-    if gateway.auth().config().protect_admin {
-        admin = admin.layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    }
+        .route("/api/v1/analytics/usage", get(usage))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_admin,
+        ));
     Router::new()
         .merge(mcp)
         .merge(admin)
@@ -273,7 +274,8 @@ async fn resource_metadata(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> impl IntoResponse {
-    let cfg = s.gateway.auth().config();
+    let auth = s.gateway.auth();
+    let cfg = auth.config();
     Json(json!({
         "resource": resource_url(&s, &headers),
         "authorization_servers": cfg.authorization_servers,
@@ -336,6 +338,15 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
     }
     req.extensions_mut().insert(identity);
     next.run(req).await
+}
+
+/// `auth.protect_admin` is read per request so a reload applies at once.
+async fn authenticate_admin(state: State<AppState>, req: Request, next: Next) -> Response {
+    if state.gateway.auth().config().protect_admin {
+        authenticate(state, req, next).await
+    } else {
+        next.run(req).await
+    }
 }
 
 async fn correlation_id(mut req: Request, next: Next) -> Response {

@@ -59,6 +59,8 @@ pub enum ServeError {
     Audit(#[from] audit::AuditError),
     #[error("invalid config: {0}")]
     Auth(#[from] auth::SetupError),
+    #[error("config reload refused: {0}")]
+    Reload(String),
     #[error("invalid config: {0}")]
     ServerTls(#[from] mcp_gateway_proto::tls::TlsFileError),
 }
@@ -81,7 +83,8 @@ struct Inner {
     /// doors close (or when a reload removes or changes them).
     launched: tokio::sync::Mutex<launch::Launched>,
     events: Arc<Events>,
-    auth: Arc<auth::Authenticator>,
+    /// Swapped on reload when `auth` changes.
+    auth: arc_swap::ArcSwap<auth::Authenticator>,
 }
 
 impl Gateway {
@@ -91,7 +94,10 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         // Install the metrics recorder before anything records.
         telemetry::metrics();
-        let auth = Arc::new(auth::Authenticator::new(&config.auth, &config.base_dir)?);
+        let auth = arc_swap::ArcSwap::from_pointee(auth::Authenticator::new(
+            &config.auth,
+            &config.base_dir,
+        )?);
         let registry = Registry::new(&config)?;
         let audit = match config.audit.path.as_ref().map(|p| config.base_dir.join(p)) {
             Some(path) => {
@@ -181,6 +187,14 @@ impl Gateway {
         }
         // Keep what only a restart may change, so config() tells the truth.
         reload::keep_startup_settings(&old, &mut config);
+        // Security first, and all-or-nothing: a key file that cannot be read
+        // rejects the whole reload before anything else changes.
+        let auth = if old.auth != config.auth {
+            reload::check_public_bind(&config)?;
+            Some(auth::Authenticator::new(&config.auth, &config.base_dir)?)
+        } else {
+            None
+        };
         let mut launched = self.inner.launched.lock().await;
         launched.prepare(&config, self.registry()).await;
         let applied = self.registry().apply(&config).await?;
@@ -192,6 +206,19 @@ impl Gateway {
             }
         }
         self.dispatcher().set_logging(&config.logging);
+        if let Some(auth) = auth {
+            self.inner.auth.store(Arc::new(auth));
+            tracing::info!("auth settings reloaded");
+        }
+        if old.policy != config.policy || old.rate_limits != config.rate_limits {
+            self.dispatcher().set_security(
+                Arc::new(policy::Policy::new(&config.policy)),
+                Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
+            );
+            tracing::info!("policy and rate limits reloaded");
+            // What each session may see changed: let clients list again.
+            self.sessions().notify_all_lists();
+        }
         self.inner.config.store(Arc::new(config));
         tracing::info!(added = ?applied.added, removed = ?applied.removed, modified = ?applied.modified, "config reloaded");
         Ok(reload::Report {
@@ -218,8 +245,8 @@ impl Gateway {
     }
 
     /// Northbound authentication.
-    pub fn auth(&self) -> &Arc<auth::Authenticator> {
-        &self.inner.auth
+    pub fn auth(&self) -> Arc<auth::Authenticator> {
+        self.inner.auth.load_full()
     }
 
     pub fn handler(&self) -> mcp::GatewayHandler {

@@ -45,21 +45,12 @@ pub fn startup_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.telemetry != new.telemetry {
         out.push("telemetry");
     }
-    // Security settings are built into the running server at startup.
+    // Built into the listener at startup, like `allowed_hosts`.
     if old.allowed_origins != new.allowed_origins {
         out.push("allowed_origins");
     }
     if old.server_tls != new.server_tls {
         out.push("server_tls");
-    }
-    if old.auth != new.auth {
-        out.push("auth");
-    }
-    if old.policy != new.policy {
-        out.push("policy");
-    }
-    if old.rate_limits != new.rate_limits {
-        out.push("rate_limits");
     }
     out
 }
@@ -75,9 +66,22 @@ pub fn keep_startup_settings(old: &Config, new: &mut Config) {
     new.telemetry = old.telemetry.clone();
     new.allowed_origins = old.allowed_origins.clone();
     new.server_tls = old.server_tls.clone();
-    new.auth = old.auth.clone();
-    new.policy = old.policy.clone();
-    new.rate_limits = old.rate_limits.clone();
+}
+
+/// The listener stays where it is on reload: turning auth off is refused
+/// while it is bound publicly, exactly as at startup.
+pub fn check_public_bind(config: &Config) -> Result<(), crate::ServeError> {
+    if !config.listen.ip().is_loopback()
+        && !config.auth.enabled()
+        && !config.allow_unauthenticated_public_bind
+    {
+        return Err(crate::ServeError::Reload(format!(
+            "auth: cannot turn client authentication off while listening on {} (not loopback); \
+             set allow_unauthenticated_public_bind: true or restart on a loopback address",
+            config.listen
+        )));
+    }
+    Ok(())
 }
 
 /// Reloads `path` whenever it changes or SIGHUP arrives, until `stop`.

@@ -244,14 +244,19 @@ impl Sessions {
                 match rx.recv().await {
                     Ok(changes) => this.notify(changes),
                     // Missed some: tell everyone everything changed.
-                    Err(broadcast::error::RecvError::Lagged(_)) => this.notify(ListChanges {
-                        tools: true,
-                        prompts: true,
-                        resources: true,
-                    }),
+                    Err(broadcast::error::RecvError::Lagged(_)) => this.notify_all_lists(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
+        });
+    }
+
+    /// Every list may have changed for every session (e.g. a new policy).
+    pub fn notify_all_lists(&self) {
+        self.notify(ListChanges {
+            tools: true,
+            prompts: true,
+            resources: true,
         });
     }
 

@@ -1027,3 +1027,98 @@ providers:
         assert!(!logs.contains(secret), "{secret} in logs: {logs}");
     }
 }
+
+/// auth, policy and rate limits apply on reload, without a restart: a
+/// removed key is refused, a new one accepted, lists follow the new policy
+/// (open sessions are told to list again), and the reload needs no restart.
+#[tokio::test]
+async fn security_settings_apply_on_reload() {
+    let provider = spawn_kit(Arc::default()).await;
+    let keys = |extra: &str| {
+        format!(
+            "auth:\n  mode: api_key\n  api_keys:\n    - {{ principal: ops, sha256: \"{}\", roles: [admin] }}\n{extra}",
+            sha256_hex("ops-key-1")
+        )
+    };
+    let before = keys(&format!(
+        "    - {{ principal: bot, sha256: \"{}\" }}\npolicy:\n  default: deny\n  rules:\n    - tools: [\"kit.echo.v1\"]\n",
+        sha256_hex("bot-key-2")
+    ));
+    let providers = [("kit", provider.addr())];
+    let gw = start_gateway(&config_yaml(&providers, &before)).await;
+    let rec = Recorder::default();
+    let ops = http_client_rec(&gw.url(), false, Some("ops-key-1"), &[], rec.clone()).await;
+    assert_eq!(names(&ops).await, ["kit.echo.v1"]);
+    assert_eq!(try_token(&gw.url(), Some("bot-key-2")).await.0, 200);
+
+    let after = keys(&format!(
+        "    - {{ principal: newbie, sha256: \"{}\" }}\npolicy:\n  default: deny\n  rules:\n    - tools: [\"kit.echo.v1\", \"kit.fail.v1\"]\n      roles_any: [admin]\nrate_limits:\n  tools:\n    kit.echo.v1: {{ per_second: 1, burst: 1 }}\n",
+        sha256_hex("new-key-3")
+    ));
+    let report = gw
+        .gateway
+        .reload(mcp_gateway::config::Config::parse(&config_yaml(&providers, &after)).unwrap())
+        .await
+        .unwrap();
+    assert!(report.needs_restart.is_empty(), "{report:?}");
+    assert_eq!(try_token(&gw.url(), Some("bot-key-2")).await.0, 401);
+    assert_eq!(try_token(&gw.url(), Some("new-key-3")).await.0, 200);
+    let newbie = http_client_as(&gw.url(), true, Some("new-key-3"), &[]).await;
+    assert!(names(&newbie).await.is_empty());
+    let e = rpc_error(
+        &call(&newbie, "kit.echo.v1", json!({"message": ""}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.message, "unknown tool 'kit.echo.v1'");
+    // The open session was told, and now sees the admin tools.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let seen = rec
+                .tools_changed_seen
+                .load(std::sync::atomic::Ordering::SeqCst);
+            async move { seen.then_some(()) }
+        })
+        .await
+        .is_some(),
+        "tools/list_changed after the policy reload"
+    );
+    assert_eq!(names(&ops).await, ["kit.echo.v1", "kit.fail.v1"]);
+    // The new per-tool limit holds.
+    call(&ops, "kit.echo.v1", json!({"message": "1"}))
+        .await
+        .unwrap();
+    let e = rpc_error(
+        &call(&ops, "kit.echo.v1", json!({"message": "2"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code.0, -32005, "{e:?}");
+
+    gw.shutdown().await;
+}
+
+/// The listener stays where it started, so a reload cannot turn auth off
+/// under a public bind, even if the new file moves `listen` to loopback.
+#[tokio::test]
+async fn a_reload_cannot_turn_auth_off_on_a_public_bind() {
+    let provider = spawn_kit(Arc::default()).await;
+    let providers = [("kit", provider.addr())];
+    let secured = format!(
+        "listen: 0.0.0.0:1\nauth:\n  mode: api_key\n  api_keys:\n    - {{ principal: a, sha256: \"{}\" }}\n",
+        sha256_hex("k")
+    );
+    let gw = start_gateway(&config_yaml(&providers, &secured)).await;
+    let open =
+        mcp_gateway::config::Config::parse(&config_yaml(&providers, "listen: 127.0.0.1:1\n"))
+            .unwrap();
+    let e = gw.gateway.reload(open).await.unwrap_err().to_string();
+    assert!(
+        e.contains("auth: cannot turn client authentication off while listening on 0.0.0.0:1"),
+        "{e}"
+    );
+    // Still enforced.
+    assert_eq!(try_token(&gw.url(), None).await.0, 401);
+    assert_eq!(try_token(&gw.url(), Some("k")).await.0, 200);
+    gw.shutdown().await;
+}
