@@ -177,6 +177,10 @@ pub struct JwksConfig {
     /// How long fetched keys are trusted before being fetched again.
     #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
     pub refresh: Duration,
+    /// CA certificate(s), PEM, to trust *instead of* the system's roots for
+    /// an https URL (an identity provider behind a private CA).
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 fn default_jwks_algs() -> Vec<Alg> {
@@ -374,13 +378,25 @@ impl Authenticator {
             if let Some(c) = &j.jwks {
                 // reqwest is built without a default provider: use ring.
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .map_err(|e| SetupError {
-                        field: "auth.jwt.jwks".into(),
-                        message: format!("HTTP client: {e}"),
-                    })?;
+                let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+                if let Some(ca) = &c.ca {
+                    let path = base_dir.join(ca);
+                    let bad = |message: String| SetupError {
+                        field: "auth.jwt.jwks.ca".into(),
+                        message: format!("{}: {message}", path.display()),
+                    };
+                    let pem = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+                    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                        .map_err(|e| bad(e.to_string()))?;
+                    if certs.is_empty() {
+                        return Err(bad("no PEM certificate found".into()));
+                    }
+                    builder = builder.tls_certs_only(certs);
+                }
+                let client = builder.build().map_err(|e| SetupError {
+                    field: "auth.jwt.jwks".into(),
+                    message: format!("HTTP client: {e}"),
+                })?;
                 jwks = Some(Jwks {
                     cfg: c.clone(),
                     client,

@@ -441,6 +441,68 @@ async fn jwks_keys_are_fetched_from_a_url() {
     gw.shutdown().await;
 }
 
+/// An identity provider serving its JWKS over https with a private CA:
+/// refused while only the system's roots are trusted, fetched once
+/// `jwks.ca` names that CA.
+#[tokio::test]
+async fn jwks_over_https_with_a_private_ca() {
+    let bundle = mcp_gateway::certs::generate(&Default::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    bundle.write(dir.path()).unwrap();
+    let jwks: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let j = jwks.clone();
+            async move { axum::Json(j) }
+        }),
+    );
+    let acceptor = mcp_gateway::tls_listen::acceptor(
+        &mcp_gateway::config::ServerTls {
+            cert: dir.path().join("server.pem"),
+            key: dir.path().join("server.key"),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listener = mcp_gateway::tls_listen::TlsListener::new(listener, acceptor).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let good = sign(Algorithm::RS256, Some("jwks-rsa"), &claims("a", &[]));
+    let yaml = |ca: &str| {
+        format!(
+            "auth:\n  mode: jwt\n  jwt:\n    audience: [mcp-gateway]\n    jwks:\n      url: https://localhost:{port}/jwks\n{ca}"
+        )
+    };
+
+    let gw = start_gateway(&config_yaml(&[], &yaml(""))).await;
+    let (status, www) = try_token(&gw.url(), Some(&good)).await;
+    assert_eq!(status, 401);
+    assert!(www.contains("signing keys unavailable"), "{www}");
+    gw.shutdown().await;
+
+    let ca = format!("      ca: {}/ca.pem\n", dir.path().display());
+    let gw = start_gateway(&config_yaml(&[], &yaml(&ca))).await;
+    assert_eq!(try_token(&gw.url(), Some(&good)).await.0, 200);
+    gw.shutdown().await;
+
+    // A missing CA file is a config error naming the field.
+    let e = mcp_gateway::Gateway::start(
+        mcp_gateway::config::Config::parse(&config_yaml(
+            &[],
+            &yaml("      ca: /nonexistent/ca.pem\n"),
+        ))
+        .unwrap(),
+    )
+    .await
+    .err()
+    .expect("missing CA file")
+    .to_string();
+    assert!(e.contains("auth.jwt.jwks.ca"), "{e}");
+}
+
 fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
