@@ -352,6 +352,11 @@ impl Dispatcher {
                 retry_after,
             })?;
         let args = Value::Object(args.unwrap_or_default());
+        // Before validation, so a rejected call's arguments show too.
+        let redactor = self.redactor.load();
+        if redactor.enabled() {
+            let _ = trace.arguments.set(redactor.apply(&args));
+        }
         if let Err(msg) = entry.input.check(&args) {
             // A tool execution error, not a protocol error, so the model can
             // read it and correct itself (MCP 2025-11-25, tools/call).
@@ -363,10 +368,6 @@ impl Dispatcher {
         self.check_size("tool arguments", arguments.len())?;
         if self.audit.is_some() || self.audit_stream.is_some() {
             let _ = trace.args_sha256.set(audit::digest(&arguments));
-        }
-        let redactor = self.redactor.load();
-        if redactor.enabled() {
-            let _ = trace.arguments.set(redactor.apply(&args));
         }
         let cache_key = entry
             .cache

@@ -237,7 +237,15 @@ pub fn watch_files(
     let files: Vec<PathBuf> = files.iter().map(|p| absolute(p)).collect();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let mut watcher = notify::recommended_watcher(move |r: notify::Result<notify::Event>| {
-        if let Ok(e) = r {
+        use notify::event::{EventKind, ModifyKind};
+        // Reading the files (our own reload included) must not count as a
+        // change, or two readers of one file would trigger each other forever.
+        if let Ok(e) = r
+            && !matches!(
+                e.kind,
+                EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
+            )
+        {
             let _ = tx.send(e.paths);
         }
     })
@@ -312,4 +320,34 @@ pub fn accept_loop(
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Reads (ours included) are not changes; a write is one change.
+    #[tokio::test]
+    async fn reads_do_not_trigger_and_a_write_triggers_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cert.pem");
+        std::fs::write(&file, "one").unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (h, f) = (hits.clone(), file.clone());
+        let _watch = watch_files(vec![file.clone()], move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+            // What a reload does: read the file again.
+            let _ = std::fs::read(&f);
+        })
+        .unwrap();
+        for _ in 0..5 {
+            let _ = std::fs::read(&file).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        std::fs::write(&file, "two").unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
 }
