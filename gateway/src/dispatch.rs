@@ -141,13 +141,18 @@ impl Dispatcher {
 
     /// Authorization and rate limits (both allow everything by default).
     pub fn with_security(self, policy: Arc<Policy>, limits: Arc<RateLimits>) -> Self {
-        self.set_security(policy, limits);
+        self.set_policy(policy);
+        self.set_limits(limits);
         self
     }
 
-    /// Replaces authorization and rate limits (config reload).
-    pub fn set_security(&self, policy: Arc<Policy>, limits: Arc<RateLimits>) {
+    /// Replaces the authorization policy (config reload).
+    pub fn set_policy(&self, policy: Arc<Policy>) {
         self.policy.store(policy);
+    }
+
+    /// Replaces the rate limits, with fresh buckets (config reload).
+    pub fn set_limits(&self, limits: Arc<RateLimits>) {
         self.limits.store(limits);
     }
 
@@ -809,7 +814,7 @@ impl Dispatcher {
             _ => "",
         };
         let principal = cx.caller.principal.as_str();
-        let arguments = trace.arguments.get().map(tracing::field::display);
+        let arguments = trace.arguments.get().map(crate::redact::for_log);
         match &r {
             Err(e) => {
                 tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")

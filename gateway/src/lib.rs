@@ -188,13 +188,27 @@ impl Gateway {
         // Keep what only a restart may change, so config() tells the truth.
         reload::keep_startup_settings(&old, &mut config);
         // Security first, and all-or-nothing: a key file that cannot be read
-        // rejects the whole reload before anything else changes.
-        let auth = if old.auth != config.auth {
-            reload::check_public_bind(&config)?;
-            Some(auth::Authenticator::new(&config.auth, &config.base_dir)?)
-        } else {
-            None
-        };
+        // rejects the whole reload before anything else changes. Always
+        // rebuilt, so rotated `file:`/`${ENV}` secrets and key files apply
+        // even when the config text is the same.
+        reload::check_public_bind(&config)?;
+        let auth = auth::Authenticator::new(&config.auth, &config.base_dir)?;
+        // Stored before providers are added, so a new provider's tools are
+        // never reachable under the previous policy.
+        self.inner.auth.store(Arc::new(auth));
+        self.dispatcher().set_logging(&config.logging);
+        let policy_changed = old.policy != config.policy;
+        if policy_changed {
+            self.dispatcher()
+                .set_policy(Arc::new(policy::Policy::new(&config.policy)));
+            tracing::info!("policy reloaded");
+        }
+        if old.rate_limits != config.rate_limits {
+            // Fresh buckets: limits may have changed shape.
+            self.dispatcher()
+                .set_limits(Arc::new(ratelimit::RateLimits::new(&config.rate_limits)));
+            tracing::info!("rate limits reloaded");
+        }
         let mut launched = self.inner.launched.lock().await;
         launched.prepare(&config, self.registry()).await;
         let applied = self.registry().apply(&config).await?;
@@ -205,18 +219,8 @@ impl Gateway {
                 self.events().watch_provider(up);
             }
         }
-        self.dispatcher().set_logging(&config.logging);
-        if let Some(auth) = auth {
-            self.inner.auth.store(Arc::new(auth));
-            tracing::info!("auth settings reloaded");
-        }
-        if old.policy != config.policy || old.rate_limits != config.rate_limits {
-            self.dispatcher().set_security(
-                Arc::new(policy::Policy::new(&config.policy)),
-                Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
-            );
-            tracing::info!("policy and rate limits reloaded");
-            // What each session may see changed: let clients list again.
+        if policy_changed || old.auth != config.auth {
+            // What each session may see may have changed: let clients list again.
             self.sessions().notify_all_lists();
         }
         self.inner.config.store(Arc::new(config));

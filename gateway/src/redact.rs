@@ -22,9 +22,11 @@ pub const BUILT_IN: &[&str] = &[
     "*apikey*",
     "*api-key*",
     "authorization",
+    "bearer",
     "*credential*",
-    "*private_key*",
-    "cookie",
+    "*private*key*",
+    "*passphrase*",
+    "*cookie*",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -131,6 +133,23 @@ impl Redactor {
             _ => {}
         }
     }
+}
+
+/// Longest arguments text in a log line; the audit record keeps it whole.
+pub const MAX_LOGGED: usize = 4096;
+
+/// Redacted arguments as log text, cut at [`MAX_LOGGED`] bytes.
+pub fn for_log(args: &Value) -> String {
+    let mut text = args.to_string();
+    if text.len() > MAX_LOGGED {
+        let mut cut = MAX_LOGGED;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("…(truncated)");
+    }
+    text
 }
 
 fn pointer_mut<'a>(mut v: &'a mut Value, tokens: &[String]) -> Option<&'a mut Value> {

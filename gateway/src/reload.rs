@@ -156,6 +156,7 @@ pub async fn watch(gateway: Gateway, path: PathBuf, stop: CancellationToken) {
         match Config::load(&path) {
             Ok(config) => {
                 if let Err(e) = gateway.reload(config).await {
+                    metrics::counter!("mcp_gateway_config_reload_rejected_total").increment(1);
                     tracing::error!(error = %e, "config reload failed; the running config stays");
                 }
             }

@@ -122,7 +122,7 @@ impl ServerTlsPem {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| (0, e.to_string()))?;
+            .map_err(|e| (0, format!("TLS setup: {e}")))?;
         let builder = match &self.client_ca {
             None => builder.with_no_client_auth(),
             Some(ca) => {
@@ -227,26 +227,27 @@ impl Drop for FileWatch {
     }
 }
 
-/// Calls `on_change` with the changed subset of `files` after each burst of
-/// changes settles. Directories are watched, not files: rotation often
-/// replaces a file by renaming one over it.
+/// Calls `on_change` with the subset of `files` whose contents changed,
+/// after each burst of changes settles. Directories are watched, not files,
+/// and contents are compared rather than event paths trusted: rotation often
+/// replaces a file by renaming one over it, and Kubernetes swaps a `..data`
+/// symlink so no event names the file itself.
 pub fn watch_files(
     files: Vec<PathBuf>,
     mut on_change: impl FnMut(&[PathBuf]) + Send + 'static,
 ) -> io::Result<FileWatch> {
     let files: Vec<PathBuf> = files.iter().map(|p| absolute(p)).collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |r: notify::Result<notify::Event>| {
         use notify::event::{EventKind, ModifyKind};
-        // Reading the files (our own reload included) must not count as a
-        // change, or two readers of one file would trigger each other forever.
+        // Reads (ours included) are not changes.
         if let Ok(e) = r
             && !matches!(
                 e.kind,
                 EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
             )
         {
-            let _ = tx.send(e.paths);
+            let _ = tx.send(());
         }
     })
     .map_err(io::Error::other)?;
@@ -261,24 +262,41 @@ pub fn watch_files(
             .watch(d, RecursiveMode::NonRecursive)
             .map_err(|e| io::Error::other(format!("{}: {e}", d.display())))?;
     }
+    let mut last = fingerprints(&files);
     let task = tokio::spawn(async move {
         let _watcher = watcher;
-        while let Some(mut changed) = rx.recv().await {
+        while rx.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
-            while let Ok(more) = rx.try_recv() {
-                changed.extend(more);
-            }
+            while rx.try_recv().is_ok() {}
+            let now = fingerprints(&files);
             let hit: Vec<PathBuf> = files
                 .iter()
-                .filter(|f| changed.iter().any(|c| absolute(c) == **f))
-                .cloned()
+                .zip(now.iter().zip(&last))
+                .filter(|(_, (n, l))| n != l)
+                .map(|(f, _)| f.clone())
                 .collect();
+            last = now;
             if !hit.is_empty() {
                 on_change(&hit);
             }
         }
     });
     Ok(FileWatch { task })
+}
+
+/// A hash of each file's contents (through symlinks); `None` if unreadable.
+fn fingerprints(files: &[PathBuf]) -> Vec<Option<u64>> {
+    use std::hash::{Hash, Hasher};
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read(f).ok().map(|b| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                b.hash(&mut h);
+                h.finish()
+            })
+        })
+        .collect()
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -349,5 +367,33 @@ mod tests {
         std::fs::write(&file, "two").unwrap();
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    /// Kubernetes secret volumes: `cert.pem -> ..data/cert.pem`, and
+    /// rotation swaps the `..data` symlink; no event names `cert.pem`.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_swapped_directory_symlink_is_a_change() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (v, text) in [("v1", "one"), ("v2", "two")] {
+            std::fs::create_dir(d.join(v)).unwrap();
+            std::fs::write(d.join(v).join("cert.pem"), text).unwrap();
+        }
+        symlink("v1", d.join("..data")).unwrap();
+        symlink("..data/cert.pem", d.join("cert.pem")).unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let _watch = watch_files(vec![d.join("cert.pem")], move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        // What the kubelet does: a new link, renamed over the old one.
+        symlink("v2", d.join("..data_tmp")).unwrap();
+        std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(std::fs::read_to_string(d.join("cert.pem")).unwrap(), "two");
     }
 }

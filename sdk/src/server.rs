@@ -44,25 +44,18 @@ fn alpn() -> Vec<Vec<u8>> {
 }
 
 impl TlsConfig {
-    /// From PEM contents (e.g. from a secret store); never reloaded.
-    pub fn from_pem(cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+    /// From PEM contents (e.g. from a secret store); never reloaded. With
+    /// `client_ca_pem`, clients must present a certificate it signed (mTLS).
+    pub fn from_pem(
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+        client_ca_pem: Option<impl Into<Vec<u8>>>,
+    ) -> Self {
         Self(TlsSource::Pem(ServerTlsPem {
             cert: cert_pem.into(),
             key: key_pem.into(),
-            client_ca: None,
+            client_ca: client_ca_pem.map(Into::into),
         }))
-    }
-
-    /// Requires clients to present a certificate chaining to this CA (PEM).
-    pub fn client_ca_pem(self, ca_pem: impl Into<Vec<u8>>) -> Self {
-        match self.0 {
-            TlsSource::Pem(mut p) => {
-                p.client_ca = Some(ca_pem.into());
-                Self(TlsSource::Pem(p))
-            }
-            // Files keep their own CA file; mixing the two is not offered.
-            files => Self(files),
-        }
     }
 
     /// From PEM files, loaded now (so a bad file fails at startup) and

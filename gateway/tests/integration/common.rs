@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A port that was free a moment ago, for "provider comes up later" tests.
 pub async fn free_port() -> u16 {
+    init();
     TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
@@ -160,6 +161,8 @@ pub async fn spawn_kit(probe: Arc<KitProbe>) -> RunningProvider {
 }
 
 pub async fn spawn_on(builder: ProviderBuilder, addr: &str) -> RunningProvider {
+    // Most tests start here; their HTTP clients need the rustls provider.
+    init();
     let listener = TcpListener::bind(addr).await.unwrap();
     builder.spawn(listener).await.unwrap()
 }

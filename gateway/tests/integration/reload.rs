@@ -121,6 +121,7 @@ async fn editing_the_config_adds_and_removes_providers_without_dropping_anything
 
 #[tokio::test]
 async fn sighup_reloads_the_binary() {
+    init();
     let a = spawn_kit(Arc::new(KitProbe::default())).await;
     let b = spawn_kit(Arc::new(KitProbe::default())).await;
     let port = free_port().await;

@@ -1184,3 +1184,30 @@ async fn a_reload_cannot_turn_auth_off_on_a_public_bind() {
     assert_eq!(try_token(&gw.url(), Some("k")).await.0, 200);
     gw.shutdown().await;
 }
+
+/// A secret behind `file:` is re-read on reload even when the config text is
+/// unchanged (key rotation, then SIGHUP).
+#[tokio::test]
+async fn a_reload_rereads_secret_files() {
+    let provider = spawn_kit(Arc::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "first-key-1\n").unwrap();
+    let yaml = config_yaml(
+        &[("kit", provider.addr())],
+        &format!(
+            "auth:\n  mode: api_key\n  api_keys:\n    - {{ principal: a, key: \"file:{}\" }}\n",
+            key.display()
+        ),
+    );
+    let gw = start_gateway(&yaml).await;
+    assert_eq!(try_token(&gw.url(), Some("first-key-1")).await.0, 200);
+    std::fs::write(&key, "second-key-2\n").unwrap();
+    gw.gateway
+        .reload(mcp_gateway::config::Config::parse(&yaml).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(try_token(&gw.url(), Some("first-key-1")).await.0, 401);
+    assert_eq!(try_token(&gw.url(), Some("second-key-2")).await.0, 200);
+    gw.shutdown().await;
+}

@@ -21,10 +21,11 @@ fn bundle(expired_server: bool) -> Bundle {
 /// The kit provider serving TLS with `b`'s server certificate; with
 /// `require_client`, only clients with a certificate from `b`'s CA.
 async fn tls_kit(b: &Bundle, require_client: bool) -> mcp_provider_sdk::RunningProvider {
-    let mut tls = TlsConfig::from_pem(b.server_cert.clone(), b.server_key.clone());
-    if require_client {
-        tls = tls.client_ca_pem(b.ca_cert.clone());
-    }
+    let tls = TlsConfig::from_pem(
+        b.server_cert.clone(),
+        b.server_key.clone(),
+        require_client.then(|| b.ca_cert.clone()),
+    );
     spawn_on(kit(Arc::default()).tls(tls), "127.0.0.1:0").await
 }
 
