@@ -709,25 +709,16 @@ providers:
 "#,
         secret_file.display()
     );
-    let cfg = temp_config(&yaml);
-    let child = tokio::process::Command::new(gateway_bin())
-        .arg("--config")
-        .arg(cfg.path())
-        .env("MCPGW_SECRET_UNDER_TEST", "env-secret-PLMK-5524")
-        .env("RUST_LOG", "trace")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let ready = eventually(Duration::from_secs(10), || {
-        let url = format!("{base}/ready");
-        async move { reqwest::get(url).await.ok()?.text().await.ok() }
-    })
-    .await
-    .expect("gateway answers /ready");
-    let url = format!("{base}/mcp");
+    let (child, _cfg, ready) = gateway_process(
+        &yaml,
+        port,
+        &[
+            ("MCPGW_SECRET_UNDER_TEST", "env-secret-PLMK-5524"),
+            ("RUST_LOG", "trace"),
+        ],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
     // Right keys, wrong keys, a key that is almost right.
     let mut answers = String::new();
     for key in [
@@ -757,13 +748,7 @@ providers:
     )
     .await;
     assert_eq!(s, 200);
-    unsafe { libc_kill(child.id().unwrap()) };
-    let out = child.wait_with_output().await.unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let logs = stop_and_logs(child).await;
     assert!(
         logs.contains("unauthenticated request refused"),
         "logs are captured: {logs}"
@@ -781,6 +766,44 @@ providers:
 }
 
 /// SIGTERM, so the child shuts down and flushes its logs.
+/// The gateway binary serving `yaml` (which listens on `port`), its output
+/// captured; returns once `/ready` answers, with that answer. Keep the
+/// config file alive as long as the process.
+async fn gateway_process(
+    yaml: &str,
+    port: u16,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, tempfile::NamedTempFile, String) {
+    let cfg = temp_config(yaml);
+    let child = tokio::process::Command::new(gateway_bin())
+        .arg("--config")
+        .arg(cfg.path())
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ready = eventually(Duration::from_secs(10), || {
+        let url = format!("http://127.0.0.1:{port}/ready");
+        async move { reqwest::get(url).await.ok()?.text().await.ok() }
+    })
+    .await
+    .expect("gateway answers /ready");
+    (child, cfg, ready)
+}
+
+/// Stops the process (SIGTERM) and returns all it logged.
+async fn stop_and_logs(child: tokio::process::Child) -> String {
+    unsafe { libc_kill(child.id().unwrap()) };
+    let out = child.wait_with_output().await.unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 unsafe fn libc_kill(pid: u32) {
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
@@ -1008,24 +1031,8 @@ providers:
         audit.display(),
         provider.addr()
     );
-    let cfg = temp_config(&yaml);
-    let child = tokio::process::Command::new(gateway_bin())
-        .arg("--config")
-        .arg(cfg.path())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    eventually(Duration::from_secs(10), || {
-        let url = format!("{base}/ready");
-        async move { reqwest::get(url).await.ok()?.text().await.ok() }
-    })
-    .await
-    .expect("gateway answers /ready");
-    let url = format!("{base}/mcp");
+    let (child, _cfg, _) = gateway_process(&yaml, port, &[("RUST_LOG", "info")]).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
     let args = json!({
         "message": "visible-text-4411",
         "password": "PW-SECRET-7781",
@@ -1073,13 +1080,7 @@ providers:
         "{record}"
     );
     assert!(record["args_sha256"].is_string(), "{record}");
-    unsafe { libc_kill(child.id().unwrap()) };
-    let out = child.wait_with_output().await.unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let logs = stop_and_logs(child).await;
     let line = logs
         .lines()
         .find(|l| l.contains("visible-city-3030"))

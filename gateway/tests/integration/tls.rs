@@ -236,7 +236,7 @@ fn certs_command_writes_a_usable_set() {
 /// certificate; a client trusting that CA gets answers, plaintext does not.
 #[tokio::test]
 async fn northbound_tls_serves_https_and_refuses_plaintext() {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let b = bundle(false);
     let dir = tempfile::tempdir().unwrap();
@@ -246,18 +246,7 @@ async fn northbound_tls_serves_https_and_refuses_plaintext() {
         d = dir.path().display()
     );
     let gw = start_gateway(&yaml).await;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(b.ca_cert.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connector = connector_trusting(&b.ca_cert);
     let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let mut tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -320,7 +309,7 @@ async fn a_provider_reloads_its_rotated_certificate() {
 /// the new certificate (a client trusting only the new CA gets through).
 #[tokio::test]
 async fn northbound_tls_reloads_its_rotated_certificate() {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use rustls::pki_types::ServerName;
     let (old, new) = (bundle(false), bundle(false));
     let dir = tempfile::tempdir().unwrap();
     old.write(dir.path()).unwrap();
@@ -329,18 +318,7 @@ async fn northbound_tls_reloads_its_rotated_certificate() {
         d = dir.path().display()
     );
     let gw = start_gateway(&yaml).await;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(new.ca_cert.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connector = connector_trusting(&new.ca_cert);
     let handshake = || async {
         let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         connector
@@ -363,4 +341,21 @@ async fn northbound_tls_reloads_its_rotated_certificate() {
         }
     }
     gw.shutdown().await;
+}
+
+/// A TLS client that trusts only `ca_pem`.
+fn connector_trusting(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
