@@ -37,8 +37,6 @@ pub enum TlsFileError {
         path: String,
         message: String,
     },
-    #[error("TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
 }
 
 /// The PEM files a TLS server is built from. `fields` name them in errors

@@ -193,6 +193,16 @@ impl TestGateway {
         resp.text().await.unwrap()
     }
 
+    /// `GET /ready` as JSON.
+    pub async fn ready(&self) -> Value {
+        reqwest::get(format!("{}/ready", self.base()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Triggers graceful shutdown and waits for the server to finish.
     pub async fn shutdown(self) {
         self.stop.cancel();

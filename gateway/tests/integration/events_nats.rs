@@ -96,12 +96,7 @@ async fn echo_through_nats_reaches_a_subscribed_client_within_2s() {
     );
 
     // /ready shows the NATS state.
-    let ready: serde_json::Value = reqwest::get(format!("{}/ready", gw.base()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = gw.ready().await;
     assert_eq!(ready["events"]["nats"], "connected", "{ready}");
 }
 
@@ -300,12 +295,7 @@ async fn nats_down_keeps_tools_working_and_reconnects() {
     })
     .await;
     assert!(s.nats_error.is_some(), "{s:?}");
-    let ready: serde_json::Value = reqwest::get(format!("{}/ready", gw.base()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = gw.ready().await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["events"]["nats"], "disconnected", "{ready}");
 

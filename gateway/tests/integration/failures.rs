@@ -117,12 +117,7 @@ async fn provider_down_at_startup_is_added_when_it_comes_up() {
     .await;
 
     // The gateway serves the healthy provider and reports the other down.
-    let ready: Value = reqwest::get(format!("{}/ready", gw.base()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = gw.ready().await;
     let states: Vec<_> = ready["providers"]
         .as_array()
         .unwrap()

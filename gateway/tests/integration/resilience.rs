@@ -47,12 +47,7 @@ fn faulty(hang: Arc<AtomicBool>, cancelled: Arc<AtomicU32>) -> ProviderBuilder {
 }
 
 async fn ready_json(gw: &TestGateway) -> Value {
-    reqwest::get(format!("{}/ready", gw.base()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    gw.ready().await
 }
 
 const MSG: fn() -> Value = || json!({"message": "x"});

@@ -47,12 +47,7 @@ fn tls_yaml(port: u16, dir: &Path, client_cert: bool, server_name: Option<&str>)
 }
 
 async fn provider_status(gw: &TestGateway) -> Value {
-    let ready: Value = reqwest::get(format!("{}/ready", gw.base()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = gw.ready().await;
     ready["providers"][0].clone()
 }
 
