@@ -120,6 +120,21 @@ pub struct ToolEntry {
     pub uris: Arc<UriMap>,
     /// Set only for read-only tools the provider's config opts in.
     pub cache: Option<Arc<crate::cache::ResultCache>>,
+    /// The input schema names SEP-2243 `x-mcp-header` parameters, which
+    /// rmcp checks against `Mcp-Param-*` headers (so no HTTP fast path).
+    pub param_headers: bool,
+}
+
+/// Whether `key` is a key anywhere in `object`.
+fn names_key(object: &serde_json::Map<String, serde_json::Value>, key: &str) -> bool {
+    fn walk(v: &serde_json::Value, key: &str) -> bool {
+        match v {
+            serde_json::Value::Object(o) => names_key(o, key),
+            serde_json::Value::Array(a) => a.iter().any(|v| walk(v, key)),
+            _ => false,
+        }
+    }
+    object.contains_key(key) || object.values().any(|v| walk(v, key))
 }
 
 pub struct PromptEntry {
@@ -211,11 +226,12 @@ impl Catalog {
                     Arc::new(ToolEntry {
                         upstream: up.clone(),
                         name: t.def.name.clone(),
-                        tool,
                         input: t.input.clone(),
                         output: t.output.clone(),
                         uris: uris.clone(),
                         cache: cache_for(up, &t.def),
+                        param_headers: names_key(&tool.input_schema, "x-mcp-header"),
+                        tool,
                     }),
                 );
             }

@@ -320,14 +320,19 @@ impl Dispatcher {
         meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
-        let span = tracing::info_span!(
-            "tools/call",
-            otel.name = %format!("tools/call {name}"),
-            otel.kind = "server",
-            mcp.method.name = "tools/call",
-            gen_ai.tool.name = %name,
-            correlation_id = %cx.correlation_id,
-        );
+        // Lean unless exported: the log line has method and tool already.
+        let span = if mcp_gateway_proto::trace::exporting() {
+            tracing::info_span!(
+                "tools/call",
+                otel.name = %format!("tools/call {name}"),
+                otel.kind = "server",
+                mcp.method.name = "tools/call",
+                gen_ai.tool.name = %name,
+                correlation_id = %cx.correlation_id,
+            )
+        } else {
+            tracing::info_span!("tools/call", correlation_id = %cx.correlation_id)
+        };
         cx.adopt_parent(&span);
         let trace = Trace::default();
         let work = self.call_tool_inner(cx, &trace, name, args, meta, progress);
@@ -684,14 +689,20 @@ impl Dispatcher {
                     humantime::format_duration(Duration::from_secs(open.retry_in.as_secs().max(1)))
                 ),
             })?;
-            let span = tracing::info_span!(
-                "provider call",
-                otel.name = %format!("provider {}", up.name()),
-                otel.kind = "client",
-                rpc.system = "grpc",
-                provider = up.name(),
-                attempt,
-            );
+            // Only for an exporter (see `trace::exporting`); without one,
+            // events inside show the request's span and correlation ID.
+            let span = if mcp_gateway_proto::trace::exporting() {
+                tracing::info_span!(
+                    "provider call",
+                    otel.name = %format!("provider {}", up.name()),
+                    otel.kind = "client",
+                    rpc.system = "grpc",
+                    provider = up.name(),
+                    attempt,
+                )
+            } else {
+                tracing::Span::none()
+            };
             let outcome = tokio::select! {
                 // Dropping the call resets the HTTP/2 stream: the provider
                 // sees the RPC cancelled.

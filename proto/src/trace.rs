@@ -137,6 +137,17 @@ where
     Some((tracing_opentelemetry::layer().with_tracer(tracer), provider))
 }
 
+/// Whether spans go to an OTLP exporter (set by [`init_logging`]).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are exported. When not, hot paths make lean spans: the
+/// JSON log formats every span field when a span is made and parses them
+/// again for each event inside it, and attributes meant for a tracing
+/// backend (`otel.*`, semantic-convention names) are then pure cost.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Process logging and tracing: JSON lines on stderr, filtered by `RUST_LOG`
 /// (else `default_filter`), plus OTLP traces when an endpoint is set. The log
 /// level never switches traces off (per-layer filters). A second call is a
@@ -158,6 +169,7 @@ pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
         Some((layer, provider)) => (Some(layer), Some(provider)),
         None => (None, None),
     };
+    let exporting = otel.is_some();
     // Dependencies' TRACE events, and rmcp's DEBUG ones, dump raw JSON-RPC
     // messages and headers (tool arguments, tokens): never emitted,
     // whatever RUST_LOG says.
@@ -183,9 +195,13 @@ pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
         Some(h) => no_dependency_trace.with_max_level_hint(h),
         None => no_dependency_trace,
     };
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(json.with_filter(filter).with_filter(no_dependency_trace))
         .with(otel.with_filter(EnvFilter::new("info")))
-        .try_init();
+        .try_init()
+        .is_ok();
+    if installed {
+        EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
+    }
     TracingGuard::new(provider)
 }

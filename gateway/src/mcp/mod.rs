@@ -94,39 +94,57 @@ impl GatewayHandler {
             .with_mime_type("application/json")
     }
 
-    /// Identity and correlation for one request. Over HTTP the correlation ID
-    /// was put on the request by the HTTP layer; over stdio it is made here.
+    /// Identity and correlation for one request; see [`request_cx`].
     fn request_cx(&self, ctx: &RequestContext<RoleServer>) -> RequestCx {
-        let parts = ctx.extensions.get::<http::request::Parts>();
-        let header = |name: &str| {
-            parts
-                .and_then(|p| p.headers.get(name))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let traceparent = header("traceparent")
-            .or_else(|| ctx.meta.0.get_traceparent().map(str::to_string))
-            .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some());
-        // Never falls back to a more privileged identity: an HTTP request
-        // without one (impossible past the middleware) is anonymous.
-        let anonymous = Identity::anonymous();
-        let id = parts
-            .and_then(|p| p.extensions.get::<Identity>())
-            .or(self.identity.as_deref())
-            .unwrap_or(&anonymous);
-        let caller = pb::Caller {
-            principal: id.principal.clone(),
-            roles: id.roles.clone(),
-            agent: id.agent.clone(),
-            session_id: header("mcp-session-id").unwrap_or_default(),
-        };
-        self.session.set_caller(&caller);
-        RequestCx {
-            correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
-            traceparent,
-            caller,
-            cancel: ctx.ct.clone(),
-        }
+        let cx = request_cx(
+            ctx.extensions.get::<http::request::Parts>(),
+            ctx.meta.0.get_traceparent(),
+            self.identity.as_deref(),
+            ctx.ct.clone(),
+        );
+        self.session.set_caller(&cx.caller);
+        cx
+    }
+}
+
+/// Identity and correlation for one request, from its HTTP parts (none over
+/// stdio) and its `_meta.traceparent`. Over HTTP the correlation ID was put
+/// on the request by the HTTP layer; over stdio it is made here. `fixed` is
+/// the identity of a transport without per-request auth (stdio). Shared by
+/// the rmcp handler and the HTTP fast path, so both see a request alike.
+pub(crate) fn request_cx(
+    parts: Option<&http::request::Parts>,
+    meta_traceparent: Option<&str>,
+    fixed: Option<&Identity>,
+    cancel: CancellationToken,
+) -> RequestCx {
+    let header = |name: &str| {
+        parts
+            .and_then(|p| p.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let traceparent = header("traceparent")
+        .or_else(|| meta_traceparent.map(str::to_string))
+        .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some());
+    // Never falls back to a more privileged identity: an HTTP request
+    // without one (impossible past the middleware) is anonymous.
+    let anonymous = Identity::anonymous();
+    let id = parts
+        .and_then(|p| p.extensions.get::<Identity>())
+        .or(fixed)
+        .unwrap_or(&anonymous);
+    let caller = pb::Caller {
+        principal: id.principal.clone(),
+        roles: id.roles.clone(),
+        agent: id.agent.clone(),
+        session_id: header("mcp-session-id").unwrap_or_default(),
+    };
+    RequestCx {
+        correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
+        traceparent,
+        caller,
+        cancel,
     }
 }
 

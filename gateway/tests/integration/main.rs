@@ -8,6 +8,7 @@ mod common;
 mod events;
 mod events_nats;
 pub mod failures;
+mod fast_path;
 pub mod inspector;
 mod operations;
 mod reload;

@@ -765,51 +765,6 @@ providers:
     }
 }
 
-/// SIGTERM, so the child shuts down and flushes its logs.
-/// The gateway binary serving `yaml` (which listens on `port`), its output
-/// captured; returns once `/ready` answers, with that answer. Keep the
-/// config file alive as long as the process.
-async fn gateway_process(
-    yaml: &str,
-    port: u16,
-    env: &[(&str, &str)],
-) -> (tokio::process::Child, tempfile::NamedTempFile, String) {
-    let cfg = temp_config(yaml);
-    let child = tokio::process::Command::new(gateway_bin())
-        .arg("--config")
-        .arg(cfg.path())
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let ready = eventually(Duration::from_secs(10), || {
-        let url = format!("http://127.0.0.1:{port}/ready");
-        async move { reqwest::get(url).await.ok()?.text().await.ok() }
-    })
-    .await
-    .expect("gateway answers /ready");
-    (child, cfg, ready)
-}
-
-/// Stops the process (SIGTERM) and returns all it logged.
-async fn stop_and_logs(child: tokio::process::Child) -> String {
-    unsafe { libc_kill(child.id().unwrap()) };
-    let out = child.wait_with_output().await.unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-unsafe fn libc_kill(pid: u32) {
-    unsafe {
-        libc::kill(pid as i32, libc::SIGTERM);
-    }
-}
-
 #[tokio::test]
 async fn stdio_identity_comes_from_the_config() {
     let provider = spawn_kit(Arc::default()).await;

@@ -24,11 +24,14 @@ use crate::{
     drain::{Drain, Guard},
 };
 
+mod fast_call;
+
 #[derive(Clone)]
 struct AppState {
     gateway: Gateway,
     /// MCP POST/DELETE exchanges whose response body is still being sent.
     exchanges: Arc<Drain>,
+    fast: Arc<fast_call::FastPath>,
 }
 
 /// `Host` values accepted on `/mcp`: loopback names, the listen address and
@@ -55,11 +58,14 @@ pub fn router(
     exchanges: Arc<Drain>,
 ) -> Router {
     let handler = gateway.handler();
+    let hosts = allowed_hosts(gateway, local);
+    let fast =
+        fast_call::FastPath::new(hosts.as_deref(), gateway.config().limits.max_payload_bytes);
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(sessions_ct)
         .with_max_request_body_bytes(gateway.config().limits.max_payload_bytes)
         .with_json_response(true);
-    config = match allowed_hosts(gateway, local) {
+    config = match hosts {
         Some(hosts) => config.with_allowed_hosts(hosts),
         None => config.disable_allowed_hosts(),
     };
@@ -79,9 +85,14 @@ pub fn router(
     let state = AppState {
         gateway: gateway.clone(),
         exchanges,
+        fast: Arc::new(fast),
     };
     let mcp = Router::new()
-        .route_service("/mcp", mcp)
+        .route_service("/mcp", SharedMcp(Arc::new(mcp)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            fast_call::fast_call,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_exchange,
@@ -104,6 +115,32 @@ pub fn router(
         .route(&format!("{PRM_PATH}/mcp"), get(resource_metadata))
         .layer(middleware::from_fn(correlation_id))
         .with_state(state)
+}
+
+/// rmcp's service clones its whole config (the host and origin lists) for
+/// every request, and axum clones a route's service per request as well;
+/// sharing one instance costs a reference count instead (the two clones and
+/// their drops were ~9% of a call's instructions).
+#[derive(Clone)]
+struct SharedMcp(Arc<StreamableHttpService<crate::mcp::GatewayHandler, LocalSessionManager>>);
+
+impl tower::Service<Request> for SharedMcp {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let mcp = self.0.clone();
+        Box::pin(async move { Ok(mcp.handle(req).await.map(axum::body::Body::new)) })
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, drains in-flight
