@@ -154,7 +154,7 @@ impl Default for JwtConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKeyConfig {
-    /// Matched against the token's `kid` when both are present.
+    /// When set, only tokens with this `kid` are verified with this key.
     #[serde(default)]
     pub kid: Option<String>,
     /// The one algorithm this key verifies.
@@ -526,10 +526,13 @@ impl Authenticator {
     }
 }
 
+/// A key with a `kid` matches only tokens naming that `kid`; a key without
+/// one matches any token (docs/security.md).
 fn kid_matches(key: &Option<String>, token: &Option<String>) -> bool {
     match (key, token) {
         (Some(a), Some(b)) => a == b,
-        _ => true,
+        (Some(_), None) => false,
+        (None, _) => true,
     }
 }
 

@@ -773,7 +773,7 @@ impl Dispatcher {
         {
             return GatewayError::PayloadTooLarge {
                 what: "provider response",
-                size: 0,
+                size: found_bytes(status.message()),
                 limit: self.max_payload,
             };
         }
@@ -784,7 +784,7 @@ impl Dispatcher {
         if size > self.max_payload {
             return Err(GatewayError::PayloadTooLarge {
                 what,
-                size,
+                size: Some(size),
                 limit: self.max_payload,
             });
         }
@@ -911,6 +911,12 @@ fn deadline_error(provider: &str, deadline: Duration) -> GatewayError {
             humantime::format_duration(deadline)
         ),
     }
+}
+
+/// The size in tonic's "message length too large: found N bytes" status.
+fn found_bytes(message: &str) -> Option<usize> {
+    let rest = &message[message.find("found ")? + "found ".len()..];
+    rest.split_once(" bytes")?.0.parse().ok()
 }
 
 /// A status synthesized by tonic from a broken connection rather than sent by

@@ -35,10 +35,11 @@ pub enum GatewayError {
     },
     #[error("resource not found: {0}")]
     UnknownResource(String),
-    #[error("{what} is {size} bytes, over the {limit}-byte limit")]
+    #[error("{what} is {}, over the {limit}-byte limit", size_text(*.size))]
     PayloadTooLarge {
         what: &'static str,
-        size: usize,
+        /// None when only "over the limit" is known (tonic stops reading).
+        size: Option<usize>,
         limit: usize,
     },
     #[error("tool '{tool}' returned output that does not match its output schema: {detail}")]
@@ -64,6 +65,13 @@ pub enum GatewayError {
     Cancelled,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+}
+
+fn size_text(size: Option<usize>) -> String {
+    match size {
+        Some(n) => format!("{n} bytes"),
+        None => "larger".into(),
+    }
 }
 
 impl GatewayError {

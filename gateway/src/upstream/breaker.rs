@@ -6,6 +6,11 @@
 //! Only failures of the provider itself count (unreachable, connection lost,
 //! deadline); a tool that answers with an error is a healthy provider.
 //!
+//! A passing health check ends the first cool-down of an outage at once, so a
+//! restarted provider is probed as soon as it answers. After a failed probe
+//! the full cool-down applies, so a provider that answers health checks but
+//! fails calls still gets at most one probe per cool-down.
+//!
 //! Time is `tokio::time::Instant`, so tests drive it with paused time.
 
 use std::sync::{Arc, Mutex};
@@ -23,7 +28,8 @@ pub enum BreakerState {
 #[derive(Debug)]
 enum State {
     Closed { failures: u32 },
-    Open { until: Instant },
+    /// `early`: a passing health check may end the cool-down now.
+    Open { until: Instant, early: bool },
     HalfOpen { probing: bool },
 }
 
@@ -63,7 +69,7 @@ impl Breaker {
         let mut s = self.state.lock().expect("breaker lock");
         let probe = match &*s {
             State::Closed { .. } => false,
-            State::Open { until } => {
+            State::Open { until, .. } => {
                 let now = Instant::now();
                 if now < *until {
                     return Err(Open {
@@ -93,7 +99,7 @@ impl Breaker {
     pub fn state(&self) -> BreakerState {
         match &*self.state.lock().expect("breaker lock") {
             State::Closed { .. } => BreakerState::Closed,
-            State::Open { until } if Instant::now() >= *until => BreakerState::HalfOpen,
+            State::Open { until, .. } if Instant::now() >= *until => BreakerState::HalfOpen,
             State::Open { .. } => BreakerState::Open,
             State::HalfOpen { .. } => BreakerState::HalfOpen,
         }
@@ -106,13 +112,30 @@ impl Breaker {
             (State::Closed { failures }, false) if failures + 1 < self.threshold => State::Closed {
                 failures: failures + 1,
             },
+            (State::Closed { .. }, false) => State::Open {
+                until: Instant::now() + self.cool_down,
+                early: true,
+            },
             // A failure that is not the probe, while half-open, cannot
             // happen (only the probe is let through); treat it like one.
-            (State::HalfOpen { .. }, false) | (State::Closed { .. }, false) => State::Open {
+            (State::HalfOpen { .. }, false) => State::Open {
                 until: Instant::now() + self.cool_down,
+                early: false,
             },
-            (State::Open { until }, false) => State::Open { until: *until },
+            (State::Open { until, early }, false) => State::Open {
+                until: *until,
+                early: *early,
+            },
         };
+    }
+
+    /// The provider answered a health check: the next call may probe it now,
+    /// unless a probe already failed in this outage.
+    pub fn health_passed(&self) {
+        let mut s = self.state.lock().expect("breaker lock");
+        if let State::Open { early: true, .. } = &*s {
+            *s = State::HalfOpen { probing: false };
+        }
     }
 }
 
@@ -169,6 +192,31 @@ mod tests {
         b.acquire().unwrap().record(false);
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.acquire().err().unwrap().retry_in, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn passing_health_check_lets_the_probe_through_once_per_outage() {
+        let b = Breaker::new(1, Duration::from_secs(10));
+        b.health_passed();
+        assert_eq!(b.state(), BreakerState::Closed, "no effect while closed");
+        b.acquire().unwrap().record(false);
+        assert_eq!(b.state(), BreakerState::Open);
+        // The provider restarted and answers its health check.
+        b.health_passed();
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let probe = b.acquire().expect("probe without waiting for the cool-down");
+        assert!(b.acquire().is_err(), "still one probe at a time");
+        // It answers health but fails calls: flapping.
+        probe.record(false);
+        b.health_passed();
+        assert_eq!(b.state(), BreakerState::Open, "full cool-down after a failed probe");
+        assert_eq!(b.acquire().err().unwrap().retry_in, Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        b.acquire().unwrap().record(true);
+        // A new outage may end early again.
+        b.acquire().unwrap().record(false);
+        b.health_passed();
+        assert!(b.acquire().is_ok());
     }
 
     #[tokio::test(start_paused = true)]

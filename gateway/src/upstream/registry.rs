@@ -337,6 +337,7 @@ impl Registry {
         match slot.upstream.discover(&known, &cid).await {
             Ok(resp) => {
                 slot.slow_checks.store(0, Ordering::Relaxed);
+                slot.upstream.breaker.health_passed();
                 let was = self.set_state(slot, ProviderState::Ready, None);
                 if resp.unchanged && slot.items.load().is_some() {
                     return;

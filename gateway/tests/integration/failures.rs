@@ -302,6 +302,14 @@ async fn payload_limits_apply_to_requests_and_provider_responses() {
     );
     assert_eq!(e.code.0, -32006, "{e:?}");
     assert!(e.message.contains("65536"), "{}", e.message);
+    // D8: the real size, not "0 bytes".
+    let size: usize = e
+        .message
+        .split_once("provider response is ")
+        .and_then(|(_, rest)| rest.split_once(" bytes"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {:?}", e.message));
+    assert!(size >= 200_000, "{}", e.message);
     // Under the limit is fine.
     let r = call(&client, "kit.big.v1", json!({"bytes": 1000}))
         .await

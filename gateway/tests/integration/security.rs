@@ -360,8 +360,10 @@ async fn bad_tokens_are_refused_with_the_reason_and_good_ones_accepted() {
         )
     );
     // An HS256 token signed with another secret.
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some("hs".into());
     let bad = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
+        &hs,
         &claims("a", &[]),
         &EncodingKey::from_secret(b"not-the-secret"),
     )
@@ -369,6 +371,12 @@ async fn bad_tokens_are_refused_with_the_reason_and_good_ones_accepted() {
     assert_eq!(
         try_token(&url, Some(&bad)).await,
         (401, refused("invalid signature"))
+    );
+    // D10: every configured key has a kid, so a token without one matches
+    // none of them, though it is signed with the right secret.
+    assert_eq!(
+        try_token(&url, Some(&sign(Algorithm::HS256, None, &claims("a", &[])))).await,
+        (401, refused("no key accepts algorithm HS256"))
     );
     gw.shutdown().await;
 }
