@@ -338,6 +338,14 @@ impl Catalog {
         }
     }
 
+    /// A client-side URI as `provider` itself names it.
+    pub fn provider_uri<'u>(&self, provider: &str, uri: &'u str) -> &'u str {
+        match self.uri_maps.get(provider) {
+            Some(m) => m.to_provider(uri),
+            None => uri,
+        }
+    }
+
     /// Which lists differ from `old`, for list_changed notifications.
     pub fn changes_since(&self, old: &Catalog) -> crate::upstream::ListChanges {
         crate::upstream::ListChanges {

@@ -169,13 +169,51 @@ impl Dispatcher {
         self.policy.load().allows(caller, kind, provider, name)
     }
 
+    /// Whether `caller` may see resource (or template) `uri` of `provider`,
+    /// given as clients see it: policy rules match it and the provider's own
+    /// URI alike.
+    pub fn visible_resource(&self, caller: &pb::Caller, provider: &str, uri: &str) -> bool {
+        let own = self.catalog().provider_uri(provider, uri).to_string();
+        self.policy
+            .load()
+            .allows_any_name(caller, Kind::Resource, provider, &[uri, &own])
+    }
+
     /// Whether `caller` may see resource `uri`; URIs no provider owns
     /// (`events://recent`, made-up ones) reveal nothing and pass.
     pub fn sees_uri(&self, caller: &pb::Caller, uri: &str) -> bool {
         match self.catalog().route(uri) {
-            Ok(r) => self.visible(caller, Kind::Resource, r.upstream.name(), uri),
+            Ok(r) => self.visible_resource(caller, r.upstream.name(), uri),
             Err(_) => true,
         }
+    }
+
+    /// A result's resource links and embedded resources that `caller` may
+    /// not see are left out: a hidden URI is unknown everywhere.
+    fn shows(&self, caller: &pb::Caller, block: &ContentBlock) -> bool {
+        match block {
+            ContentBlock::ResourceLink(r) => self.sees_uri(caller, &r.uri),
+            ContentBlock::Resource(e) => self.sees_contents(caller, &e.resource),
+            _ => true,
+        }
+    }
+
+    fn sees_contents(&self, caller: &pb::Caller, c: &rmcp::model::ResourceContents) -> bool {
+        use rmcp::model::ResourceContents as C;
+        match c {
+            C::TextResourceContents { uri, .. } | C::BlobResourceContents { uri, .. } => {
+                self.sees_uri(caller, uri)
+            }
+            // A kind rmcp may add later carries no URI we know of.
+            _ => true,
+        }
+    }
+
+    fn without_hidden(&self, caller: &pb::Caller, mut r: CallToolResult) -> CallToolResult {
+        if !self.policy.load().is_open() {
+            r.content.retain(|b| self.shows(caller, b));
+        }
+        r
     }
 
     /// Whether `caller` may see anything of `provider` (then its events too).
@@ -206,8 +244,7 @@ impl Dispatcher {
         let resources = || {
             uris.iter().any(|u| {
                 cat.route(u).is_ok_and(|r| {
-                    r.upstream.name() == provider
-                        && self.visible(caller, Kind::Resource, provider, u)
+                    r.upstream.name() == provider && self.visible_resource(caller, provider, u)
                 })
             })
         };
@@ -393,7 +430,7 @@ impl Dispatcher {
                 trace
                     .cached
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                return Ok(CallToolResult::clone(&hit));
+                return Ok(self.without_hidden(&cx.caller, CallToolResult::clone(&hit)));
             }
             metrics::counter!("mcp_gateway_cache_misses_total", &labels).increment(1);
         }
@@ -477,7 +514,7 @@ impl Dispatcher {
         {
             cache.insert(key, mapped.clone());
         }
-        Ok(mapped)
+        Ok(self.without_hidden(&cx.caller, mapped))
     }
 
     fn map_tool_result(
@@ -545,7 +582,7 @@ impl Dispatcher {
         let trace = Trace::default();
         let work = async {
             let route = self.catalog().route(uri)?.clone();
-            if !self.visible(&cx.caller, Kind::Resource, route.upstream.name(), uri) {
+            if !self.visible_resource(&cx.caller, route.upstream.name(), uri) {
                 return Err(GatewayError::UnknownResource(uri.to_string()));
             }
             let _ = trace.provider.set(route.upstream.name().to_string());
@@ -577,7 +614,10 @@ impl Dispatcher {
                 .map_err(|detail| GatewayError::BadProviderResponse {
                     provider: up.name().to_string(),
                     detail,
-                })?;
+                })?
+                .into_iter()
+                .filter(|c| self.sees_contents(&cx.caller, c))
+                .collect();
             Ok(ReadResourceResult::new(contents))
         };
         self.observe("resources/read", uri, cx, &trace, work)
@@ -639,7 +679,10 @@ impl Dispatcher {
                 .map_err(|detail| GatewayError::BadProviderResponse {
                     provider: up.name().to_string(),
                     detail,
-                })?;
+                })?
+                .into_iter()
+                .filter(|m| self.shows(&cx.caller, &m.content))
+                .collect();
             let mut out = GetPromptResult::new(messages);
             if !resp.description.is_empty() {
                 out = out.with_description(resp.description);

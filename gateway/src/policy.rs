@@ -48,7 +48,8 @@ pub struct RuleConfig {
     /// the kinds set.
     pub tools: Option<Vec<String>>,
     pub prompts: Option<Vec<String>>,
-    /// Globs on client-side URIs (and URI templates).
+    /// Globs on resource URIs (and URI templates): the provider's own URI
+    /// and the client-side one (`provider+scheme://…`) both match.
     pub resources: Option<Vec<String>>,
     pub effect: Effect,
     /// The caller needs at least one of these roles.
@@ -142,7 +143,24 @@ impl Policy {
     /// Whether `caller` may see and use the item `name` (exposed name, or
     /// client-side URI for resources) of `provider`.
     pub fn allows(&self, caller: &pb::Caller, kind: Kind, provider: &str, name: &str) -> bool {
-        let matching = || self.rules.iter().filter(|r| r.covers(kind, provider, name));
+        self.allows_any_name(caller, kind, provider, &[name])
+    }
+
+    /// Like [`Self::allows`], for an item known by several names (a resource
+    /// by its client-side URI and the provider's own): a rule that matches
+    /// any of them covers the item, so a deny written for either name holds.
+    pub fn allows_any_name(
+        &self,
+        caller: &pb::Caller,
+        kind: Kind,
+        provider: &str,
+        names: &[&str],
+    ) -> bool {
+        let matching = || {
+            self.rules
+                .iter()
+                .filter(|r| names.iter().any(|n| r.covers(kind, provider, n)))
+        };
         if matching().any(|r| r.effect == Effect::Deny && r.holds_for(caller)) {
             return false;
         }
@@ -235,6 +253,20 @@ mod tests {
             "secret://a"
         ));
         assert!(p.allows(&caller(&[], "trusted"), Kind::Resource, "kit", "secret://a"));
+    }
+
+    #[test]
+    fn a_resource_rule_matches_either_of_its_names() {
+        let p = policy("rules:\n- resources: ['hello://greeting']\n  effect: deny\n");
+        let names = ["hello-rs+hello://greeting", "hello://greeting"];
+        let c = caller(&[], "");
+        assert!(!p.allows_any_name(&c, Kind::Resource, "hello-rs", &names));
+        assert!(p.allows(&c, Kind::Resource, "hello-rs", names[0]), "one name alone");
+        let p = policy(
+            "default: deny\nrules:\n- resources: ['hello-rs+hello://*']\n  roles_any: [reader]\n",
+        );
+        assert!(p.allows_any_name(&caller(&["reader"], ""), Kind::Resource, "hello-rs", &names));
+        assert!(!p.allows_any_name(&c, Kind::Resource, "hello-rs", &names));
     }
 
     #[test]

@@ -80,14 +80,6 @@ impl GatewayHandler {
         }
     }
 
-    /// Resources and templates are matched by their client-side URI.
-    fn resource_visible(&self, caller: &pb::Caller, uri: &str) -> bool {
-        self.dispatcher.catalog().route(uri).is_ok_and(|r| {
-            self.dispatcher
-                .visible(caller, Kind::Resource, r.upstream.name(), uri)
-        })
-    }
-
     fn recent_resource() -> Resource {
         Resource::new(RECENT_URI, "recent-events")
             .with_description("The gateway's most recent events (CloudEvents, JSON), newest last.")
@@ -280,7 +272,7 @@ impl ServerHandler for GatewayHandler {
         let mut items: Vec<Resource> = cat
             .resources_list
             .iter()
-            .filter(|r| self.resource_visible(&caller, &r.uri))
+            .filter(|r| self.dispatcher.sees_uri(&caller, &r.uri))
             .cloned()
             .collect();
         items.push(Self::recent_resource());
@@ -298,7 +290,7 @@ impl ServerHandler for GatewayHandler {
             .catalog()
             .templates_list
             .iter()
-            .filter(|t| self.resource_visible(&caller, &t.uri_template))
+            .filter(|t| self.dispatcher.sees_uri(&caller, &t.uri_template))
             .cloned()
             .collect();
         Ok(ListResourceTemplatesResult::with_all_items(items))

@@ -393,6 +393,11 @@ pub async fn http_client_rec(
         .expect("client connects")
 }
 
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
 pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-gateway"))
 }

@@ -11,6 +11,7 @@ pub mod failures;
 mod fast_path;
 pub mod inspector;
 mod operations;
+mod policy_uris;
 mod reload;
 mod resilience;
 mod security;

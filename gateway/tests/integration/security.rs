@@ -511,11 +511,6 @@ async fn jwks_over_https_with_a_private_ca() {
     assert!(e.contains("auth.jwt.jwks.ca"), "{e}");
 }
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
 #[tokio::test]
 async fn api_keys_hashed_or_from_env_with_roles_and_agents() {
     let provider = spawn_kit(Arc::default()).await;
