@@ -137,6 +137,23 @@ pub struct Limits {
     /// event streams excepted); 504 after it.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Time a client has for its TLS handshake and first request head, and
+    /// for any later request head once its first byte arrived.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open client connections at most; unset: three quarters of the
+    /// process's open-file limit, at most 16384.
+    pub max_connections: Option<usize>,
+    /// Live 2025-11-25 sessions at most (initialized or not).
+    pub max_sessions: usize,
+    /// Sessions one principal may hold (one client address, with auth off).
+    pub max_sessions_per_client: usize,
+    /// A session with no request or open stream for this long ends.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -144,7 +161,29 @@ impl Default for Limits {
         Self {
             max_payload_bytes: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(300),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+            max_sessions: 10_000,
+            max_sessions_per_client: 1_000,
+            session_idle_timeout: Duration::from_secs(300),
         }
+    }
+}
+
+impl Limits {
+    /// `max_connections`, or its default from the open-file limit.
+    pub fn connections(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes into the struct we pass.
+            let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+            let files = if ok { lim.rlim_cur as usize } else { 1024 };
+            (files / 4 * 3).clamp(16, 16_384)
+        })
     }
 }
 
@@ -475,11 +514,36 @@ impl Config {
                 "must be at least 1024".into(),
             );
         }
-        if self.limits.request_timeout.is_zero() {
-            bad(
-                "limits.request_timeout".into(),
-                "must be greater than 0".into(),
-            );
+        for (field, d) in [
+            ("limits.request_timeout", self.limits.request_timeout),
+            (
+                "limits.header_read_timeout",
+                self.limits.header_read_timeout,
+            ),
+            ("limits.idle_timeout", self.limits.idle_timeout),
+            (
+                "limits.session_idle_timeout",
+                self.limits.session_idle_timeout,
+            ),
+        ] {
+            if d.is_zero() {
+                bad(field.into(), "must be greater than 0".into());
+            }
+        }
+        for (field, n) in [
+            (
+                "limits.max_connections",
+                self.limits.max_connections.unwrap_or(1),
+            ),
+            ("limits.max_sessions", self.limits.max_sessions),
+            (
+                "limits.max_sessions_per_client",
+                self.limits.max_sessions_per_client,
+            ),
+        ] {
+            if n == 0 {
+                bad(field.into(), "must be at least 1".into());
+            }
         }
         if self.discovery.retry_interval.is_zero() {
             bad(

@@ -261,7 +261,10 @@ mod tests {
         let names = ["hello-rs+hello://greeting", "hello://greeting"];
         let c = caller(&[], "");
         assert!(!p.allows_any_name(&c, Kind::Resource, "hello-rs", &names));
-        assert!(p.allows(&c, Kind::Resource, "hello-rs", names[0]), "one name alone");
+        assert!(
+            p.allows(&c, Kind::Resource, "hello-rs", names[0]),
+            "one name alone"
+        );
         let p = policy(
             "default: deny\nrules:\n- resources: ['hello-rs+hello://*']\n  roles_any: [reader]\n",
         );

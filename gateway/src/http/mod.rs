@@ -10,21 +10,20 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
-    serve::ListenerExt,
 };
 use mcp_gateway_proto::CORRELATION_ID_HEADER;
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    Gateway,
-    drain::{Drain, Guard},
-};
+use crate::{Gateway, drain::Drain};
 
+mod body;
+mod conn;
 mod fast_call;
+pub(crate) mod sessions;
+
+use sessions::{Opener, Owner, SessionLimits, SessionTable};
 
 #[derive(Clone)]
 struct AppState {
@@ -32,6 +31,7 @@ struct AppState {
     /// MCP POST/DELETE exchanges whose response body is still being sent.
     exchanges: Arc<Drain>,
     fast: Arc<fast_call::FastPath>,
+    sessions: Arc<SessionTable>,
 }
 
 /// `Host` values accepted on `/mcp`: loopback names, the listen address and
@@ -77,18 +77,28 @@ pub fn router(
         .collect();
     origins.extend(gateway.config().allowed_origins.iter().cloned());
     config = config.with_allowed_origins(origins);
+    let limits = &gateway.config().limits;
+    let sessions = Arc::new(SessionTable::new(
+        SessionLimits {
+            max_sessions: limits.max_sessions,
+            max_per_client: limits.max_sessions_per_client,
+        },
+        limits.session_idle_timeout,
+    ));
     let mcp = StreamableHttpService::new(
         move || Ok(handler.for_new_session()),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
     let state = AppState {
         gateway: gateway.clone(),
         exchanges,
         fast: Arc::new(fast),
+        sessions,
     };
     let mcp = Router::new()
         .route_service("/mcp", SharedMcp(Arc::new(mcp)))
+        .layer(middleware::from_fn_with_state(state.clone(), own_sessions))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             fast_call::fast_call,
@@ -122,7 +132,7 @@ pub fn router(
 /// sharing one instance costs a reference count instead (the two clones and
 /// their drops were ~9% of a call's instructions).
 #[derive(Clone)]
-struct SharedMcp(Arc<StreamableHttpService<crate::mcp::GatewayHandler, LocalSessionManager>>);
+struct SharedMcp(Arc<StreamableHttpService<crate::mcp::GatewayHandler, SessionTable>>);
 
 impl tower::Service<Request> for SharedMcp {
     type Response = Response;
@@ -181,41 +191,36 @@ pub async fn serve(
         // Ends SSE streams and sessions so open connections can close.
         sessions_ct.cancel();
     });
-    let stopped = stop_accepting.clone().cancelled_owned();
-    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
-        // The TLS listener sets TCP_NODELAY on each connection itself.
-        Some(acceptor) => {
-            let listener = crate::tls_listen::TlsListener::new(listener, acceptor)?;
-            Box::pin(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
-        }
-        None => {
-            // Session responses are SSE bodies written in several small
-            // chunks; with Nagle on, the last chunk waits for the client's
-            // delayed ACK (~40 ms per call). Every MCP response is
-            // latency-bound, so no Nagle.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            Box::pin(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
-        }
+    let limits = &gateway.config().limits;
+    let limits = conn::ConnLimits {
+        header_read_timeout: limits.header_read_timeout,
+        idle_timeout: limits.idle_timeout,
+        max_connections: limits.connections(),
     };
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout = %humantime::format_duration(limits.header_read_timeout),
+        idle_timeout = %humantime::format_duration(limits.idle_timeout),
+        "connection limits"
+    );
+    // Watches the certificate files while the listener lives.
+    let _tls_watch = tls.as_ref().and_then(|a| {
+        a.watch().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot watch server_tls files; certificate changes need a restart");
+            None
+        })
+    });
+    let server = conn::serve(listener, tls, app, limits, stop_accepting.clone());
     // Connections that still linger after the grace period are cut.
     let hard_stop = async move {
         stop_accepting.cancelled().await;
         tokio::time::sleep(grace + Duration::from_secs(2)).await;
     };
     tokio::select! {
-        r = server => r,
-        _ = hard_stop => Ok(()),
+        _ = server => {}
+        _ = hard_stop => {}
     }
+    Ok(())
 }
 
 /// Counts an MCP exchange until its response body is fully sent (or the
@@ -226,39 +231,58 @@ async fn track_exchange(State(s): State<AppState>, req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let guard = s.exchanges.track();
-    let (parts, body) = next.run(req).await.into_parts();
-    Response::from_parts(
-        parts,
-        axum::body::Body::new(GuardedBody {
-            body,
-            _guard: guard,
-        }),
-    )
+    next.run(req)
+        .await
+        .map(|body| axum::body::Body::new(body::WithGuard::new(body, guard)))
 }
 
-struct GuardedBody {
-    body: axum::body::Body,
-    _guard: Guard,
+/// Binds 2025-11-25 sessions to their opener. A request naming a session
+/// that is not the caller's gets the same 404 as one naming no live session,
+/// whatever the method (so DELETE cannot end somebody else's session); a
+/// request that opens one is refused with 503 past the session caps.
+async fn own_sessions(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let anonymous = crate::auth::Identity::anonymous();
+    let identity = req
+        .extensions()
+        .get::<crate::auth::Identity>()
+        .unwrap_or(&anonymous);
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let owner = Owner::new(s.gateway.auth().config().mode, identity, client);
+    if let Some(id) = req.headers().get(SESSION_HEADER) {
+        if !id.to_str().is_ok_and(|id| s.sessions.owned_by(id, &owner)) {
+            return refusal(
+                StatusCode::NOT_FOUND,
+                -32001,
+                "session not found: it ended, expired, or was never opened; initialize again",
+            );
+        }
+        return next.run(req).await;
+    }
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    match Opener::scope(owner, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(refused) => {
+            tracing::warn!(reason = %refused, "new session refused");
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                -32000,
+                &refused.to_string(),
+            )
+        }
+    }
 }
 
-impl http_body::Body for GuardedBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
+const SESSION_HEADER: &str = "mcp-session-id";
 
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
+/// A refusal before JSON-RPC dispatch, as a JSON-RPC error without an id.
+fn refusal(status: StatusCode, code: i32, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (status, Json(body)).into_response()
 }
 
 /// Bounds the time to answer one `/mcp` request. GETs are standalone SSE
@@ -418,7 +442,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     let body = json!({
         "status": if draining { "draining" } else { "ready" },
         "providers": s.gateway.registry().statuses(),
-        "sessions": s.gateway.sessions().count(),
+        "sessions": s.sessions.count(),
         "in_flight": s.gateway.dispatcher().in_flight(),
         "events": s.gateway.events().stats(),
     });
@@ -436,7 +460,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let handle = crate::telemetry::metrics();
     let g = &s.gateway;
     metrics::gauge!("mcp_gateway_in_flight_calls").set(g.dispatcher().in_flight() as f64);
-    metrics::gauge!("mcp_gateway_sessions").set(g.sessions().count() as f64);
+    metrics::gauge!("mcp_gateway_sessions").set(s.sessions.count() as f64);
     for p in g.registry().statuses() {
         let breaker = match p.breaker {
             crate::upstream::BreakerState::Closed => 0.0,

@@ -130,7 +130,9 @@ pub(crate) fn request_cx(
         principal: id.principal.clone(),
         roles: id.roles.clone(),
         agent: id.agent.clone(),
-        session_id: header("mcp-session-id").unwrap_or_default(),
+        session_id: header("mcp-session-id")
+            .map(|id| session_ref(&id))
+            .unwrap_or_default(),
     };
     RequestCx {
         correlation_id: header(CORRELATION_ID_HEADER).unwrap_or_else(crate::new_correlation_id),
@@ -138,6 +140,15 @@ pub(crate) fn request_cx(
         caller,
         cancel,
     }
+}
+
+/// What audit records, logs and providers get instead of a session id: a
+/// stable reference that cannot be turned back into the id (a session id
+/// is a bearer secret).
+fn session_ref(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    format!("s-{}", hex::encode(&digest[..8]))
 }
 
 fn progress_reporter(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
@@ -425,5 +436,19 @@ impl ServerHandler for GatewayHandler {
         }
         self.sessions.remove_sink(id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_ref;
+
+    #[test]
+    fn session_refs_are_stable_short_and_not_the_id() {
+        let id = "ab".repeat(32);
+        assert_eq!(session_ref(&id), session_ref(&id));
+        assert_eq!(session_ref(&id).len(), 18);
+        assert!(!session_ref(&id).contains(&id[..16]));
+        assert_ne!(session_ref(&id), session_ref(&"cd".repeat(32)));
     }
 }

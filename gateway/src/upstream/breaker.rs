@@ -27,10 +27,17 @@ pub enum BreakerState {
 
 #[derive(Debug)]
 enum State {
-    Closed { failures: u32 },
+    Closed {
+        failures: u32,
+    },
     /// `early`: a passing health check may end the cool-down now.
-    Open { until: Instant, early: bool },
-    HalfOpen { probing: bool },
+    Open {
+        until: Instant,
+        early: bool,
+    },
+    HalfOpen {
+        probing: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -204,12 +211,18 @@ mod tests {
         // The provider restarted and answers its health check.
         b.health_passed();
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        let probe = b.acquire().expect("probe without waiting for the cool-down");
+        let probe = b
+            .acquire()
+            .expect("probe without waiting for the cool-down");
         assert!(b.acquire().is_err(), "still one probe at a time");
         // It answers health but fails calls: flapping.
         probe.record(false);
         b.health_passed();
-        assert_eq!(b.state(), BreakerState::Open, "full cool-down after a failed probe");
+        assert_eq!(
+            b.state(),
+            BreakerState::Open,
+            "full cool-down after a failed probe"
+        );
         assert_eq!(b.acquire().err().unwrap().retry_in, Duration::from_secs(10));
         tokio::time::advance(Duration::from_secs(10)).await;
         b.acquire().unwrap().record(true);

@@ -125,6 +125,7 @@ pub fn kit(probe: Arc<KitProbe>) -> ProviderBuilder {
                 "correlation_id": cx.correlation_id(),
                 "agent": cx.caller().agent,
                 "principal": cx.caller().principal,
+                "session": cx.caller().session_id,
                 "meta": cx.meta(),
                 "traceparent": cx.traceparent(),
             })))

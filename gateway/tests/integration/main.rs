@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod common;
+mod connections;
 mod events;
 mod events_nats;
 pub mod failures;
@@ -15,6 +16,7 @@ mod policy_uris;
 mod reload;
 mod resilience;
 mod security;
+mod sessions;
 mod surface;
 mod tls;
 mod tracing;

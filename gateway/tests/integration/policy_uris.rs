@@ -33,7 +33,11 @@ async fn a_deny_on_the_providers_own_uri_holds_for_the_exposed_one() {
     );
     // Both providers use `kit:`, so clients see `kit+kit://…` and `twin+kit://…`.
     let policy = "policy:\n  rules:\n    - resources: [\"kit://readme\", \"kit://items/*\"]\n      effect: deny\n";
-    let gw = start_gateway(&config_yaml(&[("kit", a.addr()), ("twin", b.addr())], policy)).await;
+    let gw = start_gateway(&config_yaml(
+        &[("kit", a.addr()), ("twin", b.addr())],
+        policy,
+    ))
+    .await;
     let client = http_client(&gw.url(), false, Recorder::default()).await;
 
     let uris: Vec<String> = client
@@ -43,7 +47,10 @@ async fn a_deny_on_the_providers_own_uri_holds_for_the_exposed_one() {
         .into_iter()
         .map(|r| r.uri.clone())
         .collect();
-    assert!(!uris.iter().any(|u| u.ends_with("kit://readme")), "{uris:?}");
+    assert!(
+        !uris.iter().any(|u| u.ends_with("kit://readme")),
+        "{uris:?}"
+    );
     let templates: Vec<String> = client
         .list_all_resource_templates()
         .await

@@ -145,7 +145,10 @@ async fn a_restarted_provider_is_used_once_it_passes_its_health_check() {
         (r["providers"][0]["breaker"] == "half_open").then_some(())
     })
     .await;
-    assert!(probed.is_some(), "breaker still open after a passing health check");
+    assert!(
+        probed.is_some(),
+        "breaker still open after a passing health check"
+    );
     let r = call(&client, "kit.echo.v1", MSG()).await.unwrap();
     assert_eq!(text_of(&r), "x");
     let r = ready_json(&gw).await;
