@@ -64,11 +64,17 @@ impl Analytics {
     }
 
     pub fn usage(&self, window: Duration) -> Usage {
+        self.usage_of(window, |_, _, _| true)
+    }
+
+    /// Usage of the calls `keep(tool, provider, caller)` admits only.
+    pub fn usage_of(&self, window: Duration, keep: impl Fn(&str, &str, &str) -> bool) -> Usage {
         let ring = self.ring.lock().expect("analytics lock");
         let since = Instant::now().checked_sub(window);
         let recent: Vec<&Sample> = ring
             .iter()
             .filter(|s| since.is_none_or(|t| s.at >= t))
+            .filter(|s| keep(&s.tool, &s.provider, &s.caller))
             .collect();
         Usage {
             window_seconds: window.as_secs(),

@@ -30,6 +30,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Whether this caller holds one of `roles`.
+    pub fn has_any_role(&self, roles: &[String]) -> bool {
+        self.roles.iter().any(|r| roles.contains(r))
+    }
+
     pub fn anonymous() -> Self {
         Self {
             principal: "anonymous".into(),
@@ -65,6 +70,9 @@ pub struct AuthConfig {
     pub authorization_servers: Vec<String>,
     /// `/metrics` and `/api/*` require authentication when auth is on.
     pub protect_admin: bool,
+    /// Roles that make a principal an operator: `/metrics` and everyone's
+    /// usage analytics. Others see only their own calls to tools they see.
+    pub operator_roles: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -78,6 +86,7 @@ impl Default for AuthConfig {
             resource: None,
             authorization_servers: Vec::new(),
             protect_admin: true,
+            operator_roles: vec!["operator".into()],
         }
     }
 }

@@ -112,6 +112,7 @@ pub fn router(
     let admin = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/analytics/usage", get(usage))
+        .layer(middleware::from_fn_with_state(state.clone(), operator))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authenticate_admin,
@@ -401,13 +402,49 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
     next.run(req).await
 }
 
-/// `auth.protect_admin` is read per request so a reload applies at once.
+/// Who is asking an operator endpoint. `auth.protect_admin` and the
+/// operator roles are read per request, so a reload applies at once.
+#[derive(Clone)]
+enum Operator {
+    /// Auth off, or admin endpoints left open: sees everything.
+    Open,
+    /// Holds an operator role: sees everything.
+    Yes,
+    /// Sees only itself, and only what its policy lets it see.
+    No(crate::auth::Identity),
+}
+
 async fn authenticate_admin(state: State<AppState>, req: Request, next: Next) -> Response {
-    if state.gateway.auth().config().protect_admin {
+    let cfg = state.gateway.auth();
+    if cfg.config().protect_admin && cfg.config().mode != crate::auth::AuthMode::None {
         authenticate(state, req, next).await
     } else {
         next.run(req).await
     }
+}
+
+/// Inside [`authenticate_admin`]: tells the handlers who is asking. `/metrics`
+/// is for operators only (403 for others).
+async fn operator(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let auth = s.gateway.auth();
+    let cfg = auth.config();
+    let who = match req.extensions().get::<crate::auth::Identity>() {
+        None => Operator::Open,
+        Some(id) if id.has_any_role(&cfg.operator_roles) => Operator::Yes,
+        Some(id) => Operator::No(id.clone()),
+    };
+    if matches!(who, Operator::No(_)) && req.uri().path() == "/metrics" {
+        let body = json!({
+            "error": "forbidden",
+            "error_description": format!(
+                "/metrics is for operators: it needs one of the roles {:?} (auth.operator_roles)",
+                cfg.operator_roles
+            ),
+        });
+        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
 }
 
 async fn correlation_id(mut req: Request, next: Next) -> Response {
@@ -514,6 +551,7 @@ struct UsageQuery {
 
 async fn usage(
     State(s): State<AppState>,
+    axum::Extension(who): axum::Extension<Operator>,
     axum::extract::Query(q): axum::extract::Query<UsageQuery>,
 ) -> Response {
     let window = match q.window.as_deref().map(humantime::parse_duration) {
@@ -524,5 +562,21 @@ async fn usage(
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
-    Json(s.gateway.dispatcher().analytics().usage(window)).into_response()
+    let d = s.gateway.dispatcher();
+    let usage = match who {
+        Operator::Open | Operator::Yes => d.analytics().usage(window),
+        Operator::No(id) => {
+            let caller = mcp_gateway_proto::provider::Caller {
+                principal: id.principal.clone(),
+                roles: id.roles.clone(),
+                agent: id.agent.clone(),
+                session_id: String::new(),
+            };
+            d.analytics().usage_of(window, |tool, provider, principal| {
+                principal == id.principal
+                    && d.visible(&caller, crate::policy::Kind::Tool, provider, tool)
+            })
+        }
+    };
+    Json(usage).into_response()
 }

@@ -12,6 +12,7 @@ pub mod failures;
 mod fast_path;
 pub mod inspector;
 mod operations;
+mod operator;
 mod policy_uris;
 mod reload;
 mod resilience;

@@ -413,8 +413,12 @@ async fn protected_resource_metadata_and_which_routes_need_auth() {
     assert_eq!(status("/ready", None).await, 200);
     assert_eq!(status("/metrics", None).await, 401);
     assert_eq!(status("/api/v1/analytics/usage", None).await, 401);
-    let t = sign(Algorithm::HS256, Some("hs"), &claims("ops", &[]));
+    let t = sign(Algorithm::HS256, Some("hs"), &claims("ops", &["operator"]));
     assert_eq!(status("/metrics", Some(t.clone())).await, 200);
+    assert_eq!(status("/api/v1/analytics/usage", Some(t)).await, 200);
+    // Authenticated but no operator: usage (their own), not metrics.
+    let t = sign(Algorithm::HS256, Some("hs"), &claims("dev", &[]));
+    assert_eq!(status("/metrics", Some(t.clone())).await, 403);
     assert_eq!(status("/api/v1/analytics/usage", Some(t)).await, 200);
     gw.shutdown().await;
 }
