@@ -283,11 +283,13 @@ impl Gateway {
     ) -> Result<(), ServeError> {
         let eof = tokio_util::sync::CancellationToken::new();
         let stdin = stdio::EofSignal::new(tokio::io::stdin(), eof.clone());
+        let gone = tokio_util::sync::CancellationToken::new();
+        let stdout = stdio::ClosedSignal::new(tokio::io::stdout(), gone.clone());
         let running = self
             .handler()
             .with_identity(self.auth().stdio_identity())
             .with_closing(eof.clone())
-            .serve((stdin, tokio::io::stdout()))
+            .serve((stdin, stdout))
             .await
             .map_err(|e| ServeError::Mcp(e.to_string()))?;
         tracing::info!("serving MCP over stdio");
@@ -309,6 +311,9 @@ impl Gateway {
             // flush, then the session ends rather than waiting on rmcp's
             // drain for subscriptions that can no longer be served.
             _ = async { eof.cancelled().await; tokio::time::sleep(STDIO_EOF_GRACE).await } => {}
+            // Nobody reads our answers: stop taking work; cancelling the
+            // session cancels every call in flight.
+            _ = gone.cancelled() => {}
         }
         ct.cancel();
         // rmcp's own drain can wait 5 s for subscription handles it still

@@ -91,13 +91,19 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     // The OTLP exporter needs the runtime; declared after it, so the guard
     // flushes spans before the runtime goes away.
-    let _tracing = {
+    let tracing_guard = {
         let _rt = rt.enter();
         telemetry::init_logging()
     };
     // Watch the file we loaded (not the embedded default) for hot reload.
     let watch = cli.config.exists().then(|| cli.config.clone());
-    match rt.block_on(run(cli.stdio, config, watch)) {
+    let result = rt.block_on(run(cli.stdio, config, watch));
+    drop(tracing_guard);
+    // tokio reads stdin on a blocking thread that stays in read(2) until
+    // the parent writes or closes it; a session that ended because stdout
+    // closed must not wait for that.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "mcp-gateway failed");

@@ -18,6 +18,7 @@ mod reload;
 mod resilience;
 mod security;
 mod sessions;
+mod stdio;
 mod surface;
 mod tls;
 mod tracing;
