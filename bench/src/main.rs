@@ -350,6 +350,33 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
     drop(held);
     gw.stop().await;
 
+    // Memory comes back after sessions end: two rounds of 5,000 bare
+    // `initialize`s that expire, against the gateway's RSS after a warm-up.
+    eprintln!("mcp-bench: session churn");
+    let (gw, _) = cx
+        .bins
+        .gateway_with(
+            "gw-churn",
+            &[],
+            "limits:\n  session_idle_timeout: 2s\n  max_sessions_per_client: 10000\n",
+        )
+        .await?;
+    open_bare_sessions(gw.addr, 20).await?;
+    wait_no_sessions(gw.addr).await?;
+    let warm = gw.memory().rss_mb;
+    let mut peak: f64 = 0.0;
+    for _ in 0..2 {
+        open_bare_sessions(gw.addr, 5000).await?;
+        peak = peak.max(gw.memory().rss_mb);
+        wait_no_sessions(gw.addr).await?;
+    }
+    // The trimmer runs every 2 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = gw.memory().rss_mb;
+    cx.figure_row("session churn peak RSS", peak, "MB");
+    cx.figure_row("session churn RSS after / before", after / warm, "x");
+    gw.stop().await;
+
     // Echo through the gateway and directly, modes interleaved so drift in
     // the machine's load hits them alike.
     eprintln!("mcp-bench: echo.v1");
@@ -496,4 +523,55 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
     synth10.stop().await;
     synth10k.stop().await;
     Ok(())
+}
+
+/// `n` bare 2025-11-25 `initialize`s (no `notifications/initialized`), on 4
+/// connections.
+async fn open_bare_sessions(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<()> {
+    let body = bytes::Bytes::from(
+        serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": client::V_SESSION, "capabilities": {},
+            "clientInfo": {"name": "mcp-bench", "version": "1"}}})
+        .to_string(),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut http = client::Http::connect(addr).await?;
+            for _ in 0..n / 4 {
+                let r = http
+                    .send(
+                        http::Method::POST,
+                        "/mcp",
+                        &[
+                            ("content-type", "application/json"),
+                            ("accept", "application/json, text/event-stream"),
+                        ],
+                        body.clone(),
+                    )
+                    .await?;
+                anyhow::ensure!(r.status == 200, "initialize answered {}", r.status);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Until `/ready` counts no session (they expire after 2 s idle).
+async fn wait_no_sessions(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let mut http = client::Http::connect(addr).await?;
+    for _ in 0..300 {
+        let r = http.get("/ready").await?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+        if v["sessions"] == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("sessions did not expire within 30 s")
 }

@@ -233,6 +233,16 @@ impl Report {
             v.map(|v| v <= 100.0),
             String::new(),
         );
+        let v = self.figure("session churn RSS after / before");
+        push(
+            "RSS after 2 × 5,000 sessions expired ÷ before".into(),
+            v,
+            "≤ 1.2",
+            v.map(|v| v <= 1.2),
+            self.figure("session churn peak RSS")
+                .map(|p| format!("peak {p:.0} MB; before = after 20 sessions came and went"))
+                .unwrap_or_default(),
+        );
         self.targets = t;
     }
 

@@ -25,6 +25,7 @@ pub mod events;
 pub mod http;
 pub mod launch;
 pub mod mcp;
+mod memory;
 pub mod naming;
 pub mod policy;
 pub mod ratelimit;

@@ -211,6 +211,7 @@ pub async fn serve(
             None
         })
     });
+    crate::memory::start_trimming();
     let server = conn::serve(listener, tls, app, limits, stop_accepting.clone());
     // Connections that still linger after the grace period are cut.
     let hard_stop = async move {

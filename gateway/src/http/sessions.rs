@@ -159,6 +159,7 @@ impl SessionTable {
     }
 
     fn forget(&self, id: &SessionId) {
+        crate::memory::freed();
         let mut t = self.table.lock().expect("session table");
         if let Some(owner) = t.owners.remove(id)
             && let Some(n) = t.held.get_mut(&owner.quota)
@@ -168,7 +169,15 @@ impl SessionTable {
                 t.held.remove(&owner.quota);
             }
         }
+        if shrinkable(t.owners.len(), t.owners.capacity()) {
+            t.owners.shrink_to_fit();
+        }
     }
+}
+
+/// Worth shrinking: mostly empty, and big enough to matter.
+fn shrinkable(len: usize, capacity: usize) -> bool {
+    capacity >= 1024 && len < capacity / 8
 }
 
 /// 256 bits from the OS CSPRNG, hex: not guessable, not derivable.
@@ -217,7 +226,14 @@ impl SessionManager for SessionTable {
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         self.forget(id);
-        self.inner.close_session(id).await
+        self.inner.close_session(id).await?;
+        // A map keeps its peak capacity: after a burst of sessions ends,
+        // give it back (see crate::memory).
+        let mut sessions = self.inner.sessions.write().await;
+        if shrinkable(sessions.len(), sessions.capacity()) {
+            sessions.shrink_to_fit();
+        }
+        Ok(())
     }
 
     async fn create_stream(
