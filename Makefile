@@ -7,6 +7,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 INSPECTOR_DIR := gateway/tests/inspector
+CONFORMANCE_DIR := gateway/tests/conformance
 CONFIG ?= providers.yaml
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -38,13 +39,15 @@ nats-deps: ## Install nats-server (the events tests and the event-latency benchm
 		echo "installing nats-server (Debian package)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
 
-test-deps: nats-deps ## Install what the tests need: Node/npm, the pinned MCP Inspector, nats-server
+test-deps: nats-deps ## Install what the tests need: Node/npm, the pinned MCP Inspector and conformance suite, nats-server
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 		echo "installing nodejs and npm (Debian packages)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
-	@if [ ! -d $(INSPECTOR_DIR)/node_modules ] || [ $(INSPECTOR_DIR)/package-lock.json -nt $(INSPECTOR_DIR)/node_modules ]; then \
-		npm ci --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error; \
-	fi
+	@for dir in $(INSPECTOR_DIR) $(CONFORMANCE_DIR); do \
+		if [ ! -d $$dir/node_modules ] || [ $$dir/package-lock.json -nt $$dir/node_modules ]; then \
+			npm ci --prefix $$dir --no-audit --no-fund --loglevel=error || exit 1; \
+		fi; \
+	done
 
 test: test-deps build ## Run every test
 	$(CARGO) test --workspace --no-fail-fast

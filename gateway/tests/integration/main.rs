@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod common;
+mod conformance;
 mod connections;
 mod events;
 mod events_nats;
