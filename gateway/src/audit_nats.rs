@@ -10,7 +10,7 @@ use async_nats::jetstream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::NatsConfig;
+use crate::events::config::NatsConfig;
 
 /// Records waiting for NATS; about 10 MB at ~1 KB each.
 const QUEUE: usize = 10_000;
@@ -92,7 +92,7 @@ async fn connect(
     subject: &str,
     stream: &str,
 ) -> Result<jetstream::Context, String> {
-    let client = crate::events::nats_connect(nats)
+    let client = crate::nats::connect(nats)
         .await
         .map_err(|e| e.to_string())?;
     let js = jetstream::new(client);

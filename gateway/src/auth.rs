@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::Problem;
+use crate::config::problem::Problem;
 
 /// Who is calling, as established by the front door.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,6 +149,20 @@ pub struct Route {
     pub uris: Arc<UriMap>,
 }
 
+/// Which MCP lists changed in one catalog rebuild.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListChanges {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl ListChanges {
+    pub fn any(&self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
 #[derive(Default)]
 pub struct Catalog {
     tools: HashMap<Arc<str>, Arc<ToolEntry>>,
@@ -347,8 +361,8 @@ impl Catalog {
     }
 
     /// Which lists differ from `old`, for list_changed notifications.
-    pub fn changes_since(&self, old: &Catalog) -> crate::upstream::ListChanges {
-        crate::upstream::ListChanges {
+    pub fn changes_since(&self, old: &Catalog) -> ListChanges {
+        ListChanges {
             tools: self.tools_list != old.tools_list,
             prompts: self.prompts_list != old.prompts_list,
             resources: self.resources_list != old.resources_list

@@ -29,7 +29,7 @@ use crate::{
     policy::{Kind, Policy},
     ratelimit::RateLimits,
     redact::{LoggingConfig, Redactor},
-    upstream::Registry,
+    registry::Registry,
     upstream::Upstream,
 };
 

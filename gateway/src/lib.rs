@@ -27,15 +27,19 @@ pub mod launch;
 pub mod mcp;
 mod memory;
 pub mod naming;
+mod nats;
+mod notify;
 pub mod policy;
 pub mod ratelimit;
 pub mod redact;
+pub mod registry;
 pub mod reload;
 pub mod schema;
 pub mod secret;
 mod stdio;
 pub mod telemetry;
 pub mod tls_listen;
+mod tls_watch;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -43,7 +47,7 @@ use std::sync::Arc;
 use rmcp::ServiceExt;
 
 use crate::{
-    config::Config, dispatch::Dispatcher, events::Events, mcp::Sessions, upstream::Registry,
+    config::Config, dispatch::Dispatcher, events::Events, notify::Notifier, registry::Registry,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +83,7 @@ struct Inner {
     config: arc_swap::ArcSwap<Config>,
     registry: Arc<Registry>,
     dispatcher: Arc<Dispatcher>,
-    sessions: Arc<Sessions>,
+    notifier: Arc<Notifier>,
     /// Managed provider processes by provider name, stopped after the front
     /// doors close (or when a reload removes or changes them).
     launched: tokio::sync::Mutex<launch::Launched>,
@@ -112,13 +116,13 @@ impl Gateway {
                 None
             }
         };
-        let sessions = Arc::new(Sessions::default());
-        sessions.spawn_forwarder(registry.subscribe());
+        let notifier = Arc::new(Notifier::default());
+        notifier.spawn_forwarder(registry.subscribe());
         let mut launched = launch::Launched::default();
         launched.prepare(&config, &registry).await;
         registry.start().await;
-        upstream::tls_watch::spawn(registry.clone());
-        let events = Events::new(config.events.clone(), registry.clone(), sessions.clone());
+        tls_watch::spawn(registry.clone());
+        let events = Events::new(config.events.clone(), registry.clone(), notifier.clone());
         events.start();
         let audit_stream = match (&config.audit.jetstream, &config.events.nats) {
             (Some(js), Some(nats)) => Some(audit_nats::AuditStream::start(
@@ -144,17 +148,17 @@ impl Gateway {
             .with_logging(&config.logging),
         );
         let d = dispatcher.clone();
-        sessions.set_access(Arc::new(move |caller, provider| {
+        notifier.set_access(Arc::new(move |caller, provider| {
             d.sees_provider(caller, provider)
         }));
         let d = dispatcher.clone();
-        sessions.set_uri_access(Arc::new(move |caller, uri| d.sees_uri(caller, uri)));
+        notifier.set_uri_access(Arc::new(move |caller, uri| d.sees_uri(caller, uri)));
         Ok(Self {
             inner: Arc::new(Inner {
                 config: arc_swap::ArcSwap::from_pointee(config),
                 registry,
                 dispatcher,
-                sessions,
+                notifier,
                 launched: tokio::sync::Mutex::new(launched),
                 events,
                 auth,
@@ -222,7 +226,7 @@ impl Gateway {
         }
         if policy_changed || old.auth != config.auth {
             // What each session may see may have changed: let clients list again.
-            self.sessions().notify_all_lists();
+            self.notifier().notify_all_lists();
         }
         self.inner.config.store(Arc::new(config));
         tracing::info!(added = ?applied.added, removed = ?applied.removed, modified = ?applied.modified, "config reloaded");
@@ -240,8 +244,9 @@ impl Gateway {
         &self.inner.dispatcher
     }
 
-    pub fn sessions(&self) -> &Arc<Sessions> {
-        &self.inner.sessions
+    /// Who to tell about list changes, resource updates and log events.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.inner.notifier
     }
 
     /// Events pipeline: counters, NATS state, a tap on handled events.
@@ -257,7 +262,7 @@ impl Gateway {
     pub fn handler(&self) -> mcp::GatewayHandler {
         mcp::GatewayHandler::new(
             self.dispatcher().clone(),
-            self.sessions().clone(),
+            self.notifier().clone(),
             self.events().clone(),
         )
     }

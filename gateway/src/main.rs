@@ -118,10 +118,7 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(listen) = cli.listen {
         // Re-validate: the override may be a public address.
         config.listen = listen;
-        if !listen.ip().is_loopback()
-            && !config.allow_unauthenticated_public_bind
-            && !config.auth.enabled()
-        {
+        if config.unauthenticated_public_bind() {
             anyhow::bail!(
                 "invalid config: listen: {listen} is not a loopback address and clients are not \
                  authenticated; bind 127.0.0.1 or set allow_unauthenticated_public_bind: true"

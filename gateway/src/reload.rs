@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{Gateway, config::Config, upstream::Applied};
+use crate::{Gateway, config::Config, registry::Applied};
 
 /// Editors write in bursts (truncate, write, rename): wait for quiet.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -71,10 +71,7 @@ pub fn keep_startup_settings(old: &Config, new: &mut Config) {
 /// The listener stays where it is on reload: turning auth off is refused
 /// while it is bound publicly, exactly as at startup.
 pub fn check_public_bind(config: &Config) -> Result<(), crate::ServeError> {
-    if !config.listen.ip().is_loopback()
-        && !config.auth.enabled()
-        && !config.allow_unauthenticated_public_bind
-    {
+    if config.unauthenticated_public_bind() {
         return Err(crate::ServeError::Reload(format!(
             "auth: cannot turn client authentication off while listening on {} (not loopback); \
              set allow_unauthenticated_public_bind: true or restart on a loopback address",

@@ -10,7 +10,6 @@ mod cloudevent;
 pub mod config;
 mod nats;
 
-pub(crate) use nats::connect as nats_connect;
 mod stream_rpc;
 
 pub use cloudevent::{Malformed, from_headers, from_json, from_proto};
@@ -29,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::{mcp::Sessions, upstream::Registry};
+use crate::{notify::Notifier, registry::Registry};
 
 /// `subject` is the provider's resource URI → `notifications/resources/updated`.
 pub const RESOURCE_UPDATED: &str = "io.mcp-gateway.resource.updated";
@@ -42,11 +41,8 @@ pub const PROVIDER_SOURCE_PREFIX: &str = "/providers/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
-    /// Names the reference (path or variable), never the secret.
-    #[error("cannot read NATS credentials from {reference}: {reason}")]
-    Credentials { reference: String, reason: String },
-    #[error("cannot connect to NATS: {0}")]
-    Connect(String),
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     #[error("JetStream {what}: {reason}")]
     JetStream { what: &'static str, reason: String },
     #[error("the JetStream message stream ended")]
@@ -119,7 +115,7 @@ pub enum Outcome {
 pub struct Events {
     config: EventsConfig,
     registry: Arc<Registry>,
-    sessions: Arc<Sessions>,
+    sessions: Arc<Notifier>,
     /// `source` + `id` seen recently. moka: bounded and per-entry TTL in one
     /// maintained crate, with atomic insert-if-absent (`entry().or_insert`).
     seen: moka::sync::Cache<String, ()>,
@@ -134,7 +130,7 @@ impl Events {
     pub fn new(
         config: EventsConfig,
         registry: Arc<Registry>,
-        sessions: Arc<Sessions>,
+        sessions: Arc<Notifier>,
     ) -> Arc<Self> {
         let seen = moka::sync::Cache::builder()
             .max_capacity(config.dedup_capacity)

@@ -49,7 +49,7 @@ async fn session(
     cfg: &NatsConfig,
     backoff: &mut Backoff,
 ) -> Result<(), EventsError> {
-    let client = connect(cfg).await?;
+    let client = crate::nats::connect(cfg).await?;
     let js = jetstream::new(client.clone());
     let consumer = consumer(&js, cfg, events.config.dedup_window).await?;
     let mut messages = consumer
@@ -93,36 +93,6 @@ async fn session(
             }
         };
     }
-}
-
-pub(crate) async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, EventsError> {
-    let creds = cfg.credentials.clone().unwrap_or_default();
-    let opts = match (&creds.file, &creds.env) {
-        (None, None) => async_nats::ConnectOptions::new(),
-        (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|e| EventsError::Credentials {
-                reference: format!("file {path}"),
-                reason: e.kind().to_string(),
-            })?,
-        (None, Some(var)) => {
-            let text = std::env::var(var).map_err(|e| EventsError::Credentials {
-                reference: format!("env {var}"),
-                reason: e.to_string(),
-            })?;
-            async_nats::ConnectOptions::with_credentials(&text).map_err(|e| {
-                EventsError::Credentials {
-                    reference: format!("env {var}"),
-                    reason: e.kind().to_string(),
-                }
-            })?
-        }
-    };
-    opts.name("mcp-gateway")
-        .connection_timeout(Duration::from_secs(2))
-        .connect(cfg.url.as_str())
-        .await
-        .map_err(|e| EventsError::Connect(e.to_string()))
 }
 
 async fn consumer(

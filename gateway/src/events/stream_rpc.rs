@@ -7,7 +7,7 @@ use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
 use tonic::Code;
 
 use super::{Backoff, Events, cloudevent};
-use crate::upstream::{ProviderState, Upstream};
+use crate::{registry::ProviderState, upstream::Upstream};
 
 pub(super) fn spawn_all(events: &Arc<Events>) {
     for up in events.registry.upstreams() {

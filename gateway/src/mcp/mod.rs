@@ -3,10 +3,6 @@
 //! holds no rules of its own. The same handler serves stdio and Streamable
 //! HTTP, and both protocol revisions (rmcp negotiates them).
 
-mod sessions;
-
-pub use sessions::{SessionState, Sessions};
-
 use std::sync::Arc;
 
 #[allow(deprecated)] // logging/setLevel: deprecated in rmcp, valid in 2025-11-25
@@ -28,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Identity;
 use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
 use crate::events::{Events, RECENT_URI};
+use crate::notify::{Notifier, SessionState};
 use crate::policy::Kind;
 use mcp_gateway_proto::{CORRELATION_ID_HEADER, provider as pb};
 
@@ -39,7 +36,7 @@ pub const AGENT_HEADER: &str = "x-agent-name";
 #[derive(Clone)]
 pub struct GatewayHandler {
     dispatcher: Arc<Dispatcher>,
-    sessions: Arc<Sessions>,
+    notifier: Arc<Notifier>,
     /// Fires when the transport's input ends (stdio EOF).
     closing: CancellationToken,
     events: Arc<Events>,
@@ -50,10 +47,10 @@ pub struct GatewayHandler {
 }
 
 impl GatewayHandler {
-    pub fn new(dispatcher: Arc<Dispatcher>, sessions: Arc<Sessions>, events: Arc<Events>) -> Self {
+    pub fn new(dispatcher: Arc<Dispatcher>, notifier: Arc<Notifier>, events: Arc<Events>) -> Self {
         Self {
             dispatcher,
-            sessions,
+            notifier,
             closing: CancellationToken::new(),
             events,
             session: Arc::default(),
@@ -213,7 +210,7 @@ impl ServerHandler for GatewayHandler {
                 session_id: String::new(),
             });
         }
-        self.sessions.add_peer(ctx.peer, self.session.clone());
+        self.notifier.add_peer(ctx.peer, self.session.clone());
     }
 
     async fn list_tools(
@@ -427,14 +424,14 @@ impl ServerHandler for GatewayHandler {
 
     async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
         let caller = self.request_cx(ctx.request_context()).caller;
-        let id = self.sessions.add_sink(ctx.sink().clone(), caller);
+        let id = self.notifier.add_sink(ctx.sink().clone(), caller);
         // rmcp does not cancel an open listen when stdin reaches EOF and would
         // wait for it before exiting; `closing` fires then.
         tokio::select! {
             _ = ctx.cancelled() => tracing::debug!("subscription cancelled"),
             _ = self.closing.cancelled() => tracing::debug!("subscription ends with its transport"),
         }
-        self.sessions.remove_sink(id);
+        self.notifier.remove_sink(id);
         Ok(())
     }
 }

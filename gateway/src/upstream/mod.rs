@@ -1,11 +1,8 @@
 //! Southbound: talking to one provider over a pool of gRPC channels.
 
 mod breaker;
-mod registry;
-pub mod tls_watch;
 
 pub use breaker::{Breaker, BreakerState, Open as BreakerOpen, Permit};
-pub use registry::{Applied, ListChanges, ProviderState, ProviderStatus, Registry};
 
 use std::{
     sync::{

@@ -4,7 +4,7 @@
 //! it every `refresh_interval` while it is up (cheaply: `known_revision` lets
 //! the provider answer "unchanged"), and retries every `retry_interval` while
 //! it is down. Any change rebuilds the catalog and is broadcast as
-//! [`ListChanges`] for the MCP layer to turn into list_changed notifications.
+//! [`ListChanges`](crate::catalog::ListChanges) for the MCP layer to turn into list_changed notifications.
 
 use std::{
     sync::{
@@ -19,9 +19,9 @@ use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use super::Upstream;
+use crate::upstream::Upstream;
 use crate::{
-    catalog::{Catalog, ProviderItems},
+    catalog::{Catalog, ListChanges, ProviderItems},
     config::{Config, Discovery, Naming},
 };
 
@@ -42,7 +42,7 @@ pub struct ProviderStatus {
     pub name: String,
     pub endpoint: String,
     pub state: ProviderState,
-    pub breaker: super::BreakerState,
+    pub breaker: crate::upstream::BreakerState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,20 +50,6 @@ pub struct ProviderStatus {
     pub tools: usize,
     pub resources: usize,
     pub prompts: usize,
-}
-
-/// Which MCP lists changed in one catalog rebuild.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListChanges {
-    pub tools: bool,
-    pub prompts: bool,
-    pub resources: bool,
-}
-
-impl ListChanges {
-    pub fn any(&self) -> bool {
-        self.tools || self.prompts || self.resources
-    }
 }
 
 struct Slot {
@@ -108,7 +94,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(config: &Config) -> Result<Arc<Self>, super::UpstreamError> {
+    pub fn new(config: &Config) -> Result<Arc<Self>, crate::upstream::UpstreamError> {
         let stop = CancellationToken::new();
         let slots = config
             .providers
@@ -147,7 +133,10 @@ impl Registry {
     /// are discovered (concurrently, bounded by their discovery timeout);
     /// removed ones stop; modified ones are replaced. In-flight calls finish
     /// on the connection they started on.
-    pub async fn apply(self: &Arc<Self>, config: &Config) -> Result<Applied, super::UpstreamError> {
+    pub async fn apply(
+        self: &Arc<Self>,
+        config: &Config,
+    ) -> Result<Applied, crate::upstream::UpstreamError> {
         let old = self.slots.load_full();
         let mut applied = Applied::default();
         let mut fresh = Vec::new();
@@ -275,7 +264,8 @@ impl Registry {
             .map(|s| {
                 let (mut state, seen, err) = s.state.lock().expect("state lock").clone();
                 let breaker = s.upstream.breaker.state();
-                if state == ProviderState::Ready && breaker != super::BreakerState::Closed {
+                if state == ProviderState::Ready && breaker != crate::upstream::BreakerState::Closed
+                {
                     state = ProviderState::Degraded;
                 }
                 let items = s.items.load();
@@ -377,7 +367,7 @@ impl Registry {
                 let err = format!(
                     "{:?}: {}",
                     status.code(),
-                    super::describe_status(&status, &slot.upstream.config)
+                    crate::upstream::describe_status(&status, &slot.upstream.config)
                 );
                 let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
                 let had = slot.items.swap(None);
@@ -436,7 +426,7 @@ impl Slot {
         max_payload: usize,
         base_dir: &std::path::Path,
         stop: &CancellationToken,
-    ) -> Result<Arc<Self>, super::UpstreamError> {
+    ) -> Result<Arc<Self>, crate::upstream::UpstreamError> {
         Ok(Arc::new(Slot {
             upstream: Upstream::new(config, max_payload, base_dir)?,
             items: ArcSwapOption::empty(),

@@ -7,6 +7,9 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
+pub mod problem;
+pub use problem::Problem;
+
 /// Where the config is loaded from when no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "providers.yaml";
 
@@ -23,19 +26,6 @@ pub enum ConfigError {
     },
     #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),
-}
-
-/// One thing wrong with the config: the field's path and the rule it breaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub field: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -74,7 +64,7 @@ pub struct Config {
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
     /// CloudEvents in: NATS JetStream, or the providers' `Stream` RPC.
-    pub events: crate::events::EventsConfig,
+    pub events: crate::events::config::EventsConfig,
 }
 
 impl Default for Config {
@@ -489,15 +479,21 @@ impl Config {
         }
     }
 
+    /// The public-bind rule, the one place it is written: a non-loopback
+    /// listener needs client authentication unless explicitly overridden.
+    /// Checked on load, on a `--listen` override and on reload.
+    pub fn unauthenticated_public_bind(&self) -> bool {
+        !self.listen.ip().is_loopback()
+            && !self.auth.enabled()
+            && !self.allow_unauthenticated_public_bind
+    }
+
     /// Semantic checks serde cannot express.
     fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| out.push(Problem { field, message });
 
-        if !self.listen.ip().is_loopback()
-            && !self.auth.enabled()
-            && !self.allow_unauthenticated_public_bind
-        {
+        if self.unauthenticated_public_bind() {
             bad(
                 "listen".into(),
                 format!(

@@ -18,7 +18,7 @@ use rmcp::model::{
 use rmcp::{Peer, RoleServer, service::SubscriptionSink};
 use tokio::sync::broadcast;
 
-use crate::upstream::ListChanges;
+use crate::catalog::ListChanges;
 use mcp_gateway_proto::provider as pb;
 
 /// Whether a caller may see a provider's events (set by the gateway from
@@ -98,7 +98,7 @@ struct PeerEntry {
 }
 
 #[derive(Default)]
-pub struct Sessions {
+pub struct Notifier {
     peers: Mutex<Vec<PeerEntry>>,
     /// 2026-07-28 listen streams, with who opened them.
     sinks: Mutex<HashMap<u64, (SubscriptionSink, pb::Caller)>>,
@@ -107,7 +107,7 @@ pub struct Sessions {
     uri_access: std::sync::OnceLock<Access>,
 }
 
-impl Sessions {
+impl Notifier {
     pub fn add_peer(&self, peer: Peer<RoleServer>, state: Arc<SessionState>) {
         let mut peers = self.peers.lock().expect("peers lock");
         peers.retain(|p| !p.peer.is_transport_closed());
