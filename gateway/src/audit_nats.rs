@@ -49,7 +49,8 @@ async fn run(
     stop: CancellationToken,
 ) {
     let mut pending: Option<Vec<u8>> = None;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let js = match connect(&nats, &subject, &stream).await {
             Ok(js) => js,
@@ -57,13 +58,12 @@ async fn run(
                 tracing::warn!(error = %e, "audit JetStream unavailable; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         loop {
             let line = match pending.take() {
                 Some(l) => l,

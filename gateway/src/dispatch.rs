@@ -723,6 +723,7 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + budget;
         let retries = &up.config.retries;
         let mut attempt = 1;
+        let mut delays = crate::backoff::Backoff::new(retries.backoff, budget);
         loop {
             let permit = up.breaker.acquire().map_err(|open| GatewayError::Provider {
                 provider: up.name().to_string(),
@@ -768,7 +769,7 @@ impl Dispatcher {
                 }
             );
             permit.record(!provider_fault);
-            let backoff = retries.backoff * 2u32.saturating_pow(attempt - 1);
+            let wait = delays.next_delay();
             let retry = provider_fault
                 && !matches!(
                     err,
@@ -778,14 +779,14 @@ impl Dispatcher {
                     }
                 )
                 && attempt < retries.max_attempts
-                && tokio::time::Instant::now() + backoff < deadline
+                && tokio::time::Instant::now() + wait < deadline
                 && repeatable();
             if !retry {
                 return Err(err);
             }
             tracing::info!(provider = up.name(), attempt, error = %err, "retrying a repeatable call");
             attempt += 1;
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -110,7 +110,7 @@ pub async fn supervise(
     registry: Arc<Registry>,
     stop: CancellationToken,
 ) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = crate::backoff::Backoff::new(FIRST_BACKOFF, launch.restart_max);
     loop {
         let started = tokio::time::Instant::now();
         let mut child = match spawn(&provider, &launch, &base_dir) {
@@ -119,9 +119,8 @@ pub async fn supervise(
                 tracing::error!(provider, command = %launch.command, error = %e, "cannot start provider process");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(launch.restart_max);
                 continue;
             }
         };
@@ -137,18 +136,18 @@ pub async fn supervise(
         };
         poker.abort();
         if started.elapsed() >= STABLE_AFTER {
-            backoff = FIRST_BACKOFF;
+            backoff.reset();
         }
+        let wait = backoff.next_delay();
         let status = status
             .map(|s| s.to_string())
             .unwrap_or_else(|e| e.to_string());
-        tracing::warn!(provider, %status, restart_in = ?backoff, "provider process exited; restarting");
+        tracing::warn!(provider, %status, restart_in = ?wait, "provider process exited; restarting");
         registry.poke(&provider);
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(launch.restart_max);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod analytics;
 pub mod audit;
 pub mod audit_nats;
 pub mod auth;
+mod backoff;
 pub mod cache;
 pub mod catalog;
 pub mod certs;

@@ -286,14 +286,15 @@ impl Registry {
     }
 
     async fn supervise(&self, slot: Arc<Slot>) {
-        let mut failures = 0u32;
+        let d = self.discovery.load();
+        let mut backoff = crate::backoff::Backoff::new(d.retry_interval, d.retry_max);
+        drop(d);
         loop {
             let wait = if slot.items.load().is_some() {
-                failures = 0;
+                backoff.reset();
                 self.discovery.load().refresh_interval
             } else {
-                failures = failures.saturating_add(1);
-                self.backoff(failures)
+                backoff.next_delay()
             };
             tokio::select! {
                 _ = slot.stop.cancelled() => return,
@@ -302,17 +303,6 @@ impl Registry {
             }
             self.attempt(&slot).await;
         }
-    }
-
-    /// Exponential backoff from `retry_interval` to `retry_max`, with ±20%
-    /// jitter so a fleet of gateways does not reconnect in lockstep.
-    fn backoff(&self, failures: u32) -> std::time::Duration {
-        let d = self.discovery.load();
-        let base = d
-            .retry_interval
-            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-            .min(d.retry_max);
-        base.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
     async fn attempt(&self, slot: &Arc<Slot>) {

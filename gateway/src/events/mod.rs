@@ -313,27 +313,10 @@ fn provider_of_source(source: &str) -> Option<String> {
     crate::config::valid_provider_name(name).then(|| name.to_string())
 }
 
-/// Exponential backoff for reconnects: 100 ms doubling up to `max`.
-struct Backoff {
-    next: std::time::Duration,
-    max: std::time::Duration,
-}
-
-impl Backoff {
-    fn new(max: std::time::Duration) -> Self {
-        Self {
-            next: std::time::Duration::from_millis(100),
-            max,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = std::time::Duration::from_millis(100);
-    }
-
-    fn next(&mut self) -> std::time::Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
+/// Reconnect waits: 100 ms doubling up to 5 s.
+fn reconnect_backoff() -> crate::backoff::Backoff {
+    crate::backoff::Backoff::new(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(5),
+    )
 }

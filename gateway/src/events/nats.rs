@@ -15,7 +15,8 @@ use async_nats::{
 };
 use futures::StreamExt;
 
-use super::{Backoff, Events, EventsError, NatsState, cloudevent};
+use super::{Events, EventsError, NatsState, cloudevent, reconnect_backoff};
+use crate::backoff::Backoff;
 use crate::events::NatsConfig;
 
 /// Dead-lettered messages carry the reason in this header.
@@ -26,7 +27,7 @@ pub const DEAD_LETTER_SUBJECT: &str = "Mcp-Gateway-Original-Subject";
 /// Connects, consumes, and on any failure reconnects with backoff until the
 /// gateway stops. Tools keep working meanwhile; `/ready` shows the state.
 pub(super) async fn run(events: Arc<Events>, cfg: NatsConfig) {
-    let mut backoff = Backoff::new(Duration::from_secs(5));
+    let mut backoff = reconnect_backoff();
     loop {
         events.set_nats(NatsState::Connecting, None);
         match session(&events, &cfg, &mut backoff).await {
@@ -38,7 +39,7 @@ pub(super) async fn run(events: Arc<Events>, cfg: NatsConfig) {
         }
         tokio::select! {
             _ = events.stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff.next()) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
     }
 }

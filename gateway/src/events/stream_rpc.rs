@@ -2,11 +2,11 @@
 //! NATS is not configured. Best effort: events sent while no stream is open
 //! are lost (NATS is the durable path).
 
-use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+use std::{sync::Arc, sync::atomic::Ordering};
 
 use tonic::Code;
 
-use super::{Backoff, Events, cloudevent};
+use super::{Events, cloudevent, reconnect_backoff};
 use crate::{registry::ProviderState, upstream::Upstream};
 
 pub(super) fn spawn_all(events: &Arc<Events>) {
@@ -20,7 +20,7 @@ pub(super) fn spawn_all(events: &Arc<Events>) {
 pub(super) async fn run(events: Arc<Events>, up: Arc<Upstream>) {
     let name = up.name().to_string();
     let mut gave_up_at = None;
-    let mut backoff = Backoff::new(Duration::from_secs(5));
+    let mut backoff = reconnect_backoff();
     loop {
         // Removed or replaced by a config reload: its successor has its own task.
         if !events
@@ -42,7 +42,7 @@ pub(super) async fn run(events: Arc<Events>, up: Arc<Upstream>) {
                     tracing::info!(provider = %name, "subscribed to provider events");
                     backoff.reset();
                     read(&events, &name, stream).await;
-                    backoff.next()
+                    backoff.next_delay()
                 }
                 Err(status) if status.code() == Code::Unimplemented => {
                     tracing::debug!(provider = %name, "provider publishes no events");
@@ -51,7 +51,7 @@ pub(super) async fn run(events: Arc<Events>, up: Arc<Upstream>) {
                 }
                 Err(status) => {
                     tracing::debug!(provider = %name, error = %status, "event stream failed");
-                    backoff.next()
+                    backoff.next_delay()
                 }
             }
         };

@@ -7,7 +7,8 @@
 //!   request head within `header_read_timeout`; on a kept-alive HTTP/1.1
 //!   connection a request head that has begun must be done within it too;
 //! - a connection with no request in flight is closed after `idle_timeout`;
-//! - failing `accept`s back off (exponentially, to 1 s) instead of spinning.
+//! - failing `accept`s back off (from 10 ms, doubling to about 1 s)
+//!   instead of spinning.
 
 use std::{
     net::SocketAddr,
@@ -54,6 +55,8 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
     let mut failures = 0u32;
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         let slot = tokio::select! {
             s = slots.clone().acquire_owned() => s.expect("never closed"),
@@ -64,7 +67,7 @@ pub(crate) async fn serve(
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
-                    let wait = accept_backoff(failures);
+                    let wait = backoff.next_delay();
                     if failures == 1 {
                         tracing::warn!(error = %e, "accept failed; backing off");
                     }
@@ -79,6 +82,7 @@ pub(crate) async fn serve(
         if failures > 0 {
             tracing::info!(failures, "accepting again");
             failures = 0;
+            backoff.reset();
         }
         // Every MCP response is latency-bound: no Nagle (session responses
         // are SSE bodies written in several small chunks).
@@ -92,11 +96,6 @@ pub(crate) async fn serve(
     }
     connections.close();
     connections.wait().await;
-}
-
-/// 10 ms doubling to 1 s.
-fn accept_backoff(failures: u32) -> Duration {
-    Duration::from_millis(10 << failures.saturating_sub(1).min(7)).min(Duration::from_secs(1))
 }
 
 async fn serve_one(
@@ -393,12 +392,5 @@ mod tests {
         drop(busy);
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(w.await.unwrap(), "idle");
-    }
-
-    #[test]
-    fn accept_backoff_grows_to_a_second() {
-        assert_eq!(accept_backoff(1), Duration::from_millis(10));
-        assert_eq!(accept_backoff(2), Duration::from_millis(20));
-        assert_eq!(accept_backoff(30), Duration::from_secs(1));
     }
 }
