@@ -173,10 +173,12 @@ impl Dispatcher {
     /// given as clients see it: policy rules match it and the provider's own
     /// URI alike.
     pub fn visible_resource(&self, caller: &pb::Caller, provider: &str, uri: &str) -> bool {
-        let own = self.catalog().provider_uri(provider, uri).to_string();
+        let cat = self.catalog();
+        let own = crate::naming::lower_scheme(cat.provider_uri(provider, uri));
+        let exposed = crate::naming::lower_scheme(uri);
         self.policy
             .load()
-            .allows_any_name(caller, Kind::Resource, provider, &[uri, &own])
+            .allows_any_name(caller, Kind::Resource, provider, &[&exposed, &own])
     }
 
     /// Whether `caller` may see resource `uri`; URIs no provider owns

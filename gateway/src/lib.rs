@@ -24,6 +24,7 @@ pub mod drain;
 pub mod error;
 pub mod events;
 pub mod http;
+mod jsonrpc;
 pub mod launch;
 pub mod mcp;
 mod memory;
@@ -288,15 +289,17 @@ impl Gateway {
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let eof = tokio_util::sync::CancellationToken::new();
-        let stdin = stdio::EofSignal::new(tokio::io::stdin(), eof.clone());
-        let gone = tokio_util::sync::CancellationToken::new();
-        let stdout = stdio::ClosedSignal::new(tokio::io::stdout(), gone.clone());
+        let stdio::Stdio {
+            input,
+            output,
+            eof,
+            gone,
+        } = stdio::pump(tokio::io::stdin(), tokio::io::stdout());
         let running = self
             .handler()
             .with_identity(self.auth().stdio_identity())
             .with_closing(eof.clone())
-            .serve((stdin, stdout))
+            .serve((input, output))
             .await
             .map_err(|e| ServeError::Mcp(e.to_string()))?;
         tracing::info!("serving MCP over stdio");

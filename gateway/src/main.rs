@@ -97,20 +97,21 @@ fn main() -> ExitCode {
     };
     // Watch the file we loaded (not the embedded default) for hot reload.
     let watch = cli.config.exists().then(|| cli.config.clone());
-    let result = rt.block_on(run(cli.stdio, config, watch));
-    drop(tracing_guard);
-    // tokio reads stdin on a blocking thread that stays in read(2) until
-    // the parent writes or closes it; a session that ended because stdout
-    // closed must not wait for that.
-    rt.shutdown_timeout(std::time::Duration::from_millis(500));
-    match result {
+    let code = match rt.block_on(run(cli.stdio, config, watch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "mcp-gateway failed");
             eprintln!("mcp-gateway: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Flushes spans (the last error's too) while the runtime still runs.
+    drop(tracing_guard);
+    // tokio reads stdin on a blocking thread that stays in read(2) until
+    // the parent writes or closes it; a session that ended because stdout
+    // closed must not wait for that.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Config> {

@@ -153,7 +153,14 @@ impl Notifier {
     /// `notifications/resources/updated` for a client-side URI: to sessions
     /// that subscribed to it and to listen streams whose filter names it.
     pub fn resource_updated(&self, uri: &str) {
-        for peer in self.live_peers(|s| s.wants(uri)) {
+        // The policy is asked again: it may have hidden the URI since the
+        // session subscribed (a reload, or a provider that appeared later).
+        let sees = |s: &SessionState| {
+            self.uri_access
+                .get()
+                .is_none_or(|see| see(&s.caller(), uri))
+        };
+        for peer in self.live_peers(|s| s.wants(uri) && sees(s)) {
             let p = ResourceUpdatedNotificationParam::new(uri);
             tokio::spawn(async move {
                 match tokio::time::timeout(SEND_TIMEOUT, peer.notify_resource_updated(p)).await {

@@ -122,7 +122,14 @@ impl Policy {
                 providers: globs(&r.providers).ok().flatten(),
                 tools: globs(&r.tools).ok().flatten(),
                 prompts: globs(&r.prompts).ok().flatten(),
-                resources: globs(&r.resources).ok().flatten(),
+                // Matched against URIs whose scheme is in lower case.
+                resources: globs(&r.resources.as_ref().map(|l| {
+                    l.iter()
+                        .map(|g| crate::naming::lower_scheme(g).into_owned())
+                        .collect()
+                }))
+                .ok()
+                .flatten(),
                 effect: r.effect,
                 roles_any: r.roles_any.clone(),
                 roles_all: r.roles_all.clone(),
@@ -270,6 +277,17 @@ mod tests {
         );
         assert!(p.allows_any_name(&caller(&["reader"], ""), Kind::Resource, "hello-rs", &names));
         assert!(!p.allows_any_name(&c, Kind::Resource, "hello-rs", &names));
+    }
+
+    #[test]
+    fn resource_rules_ignore_the_case_of_the_scheme() {
+        let p = policy("rules:\n- resources: ['SECRET://*']\n  effect: deny\n");
+        let c = caller(&[], "");
+        // Callers' URIs reach the policy with the scheme in lower case.
+        assert!(!p.allows(&c, Kind::Resource, "kit", "secret://a"));
+        assert_eq!(crate::naming::lower_scheme("SeCrEt://A/B"), "secret://A/B");
+        assert_eq!(crate::naming::lower_scheme("kit+KIT://x"), "kit+kit://x");
+        assert_eq!(crate::naming::lower_scheme("plain"), "plain");
     }
 
     #[test]

@@ -526,6 +526,12 @@ impl Config {
                 bad(field.into(), "must be greater than 0".into());
             }
         }
+        if self.limits.max_connections.is_some_and(|n| n > 1_000_000) {
+            bad(
+                "limits.max_connections".into(),
+                "must be at most 1000000".into(),
+            );
+        }
         for (field, n) in [
             (
                 "limits.max_connections",

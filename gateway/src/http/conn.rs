@@ -153,6 +153,9 @@ async fn run<I>(
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
+    // After an idle close began: HTTP/2 waits for the client to answer its
+    // GOAWAY ping, which a client need not do.
+    let mut linger = std::pin::pin!(tokio::time::sleep(Duration::MAX));
     loop {
         tokio::select! {
             r = conn.as_mut() => {
@@ -170,6 +173,11 @@ async fn run<I>(
                 // Nothing in flight: HTTP/1.1 closes at once, HTTP/2 says GOAWAY.
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+                linger.as_mut().reset(Instant::now() + limits.header_read_timeout);
+            }
+            _ = &mut linger => {
+                tracing::debug!(%peer, "closing connection: the client did not finish closing it");
+                return;
             }
             _ = stop.cancelled(), if !closing => {
                 conn.as_mut().graceful_shutdown();
@@ -218,6 +226,10 @@ impl Activity {
         let mut s = self.state.lock().expect("activity");
         if s.busy == 0 && s.head_started.is_none() {
             s.head_started = Some(Instant::now());
+            drop(s);
+            // The watchdog sleeps towards the idle deadline: the header
+            // deadline is sooner.
+            self.changed.notify_one();
         }
     }
 
@@ -368,6 +380,21 @@ mod tests {
         let t = Instant::now();
         assert_eq!(a.expired(LIMITS).await, "request head too slow");
         assert_eq!(Instant::now() - t, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_begun_while_the_watchdog_sleeps_gets_the_header_timeout() {
+        let a = Arc::new(Activity::new());
+        drop(a.begin(http::Version::HTTP_11));
+        let w = {
+            let a = a.clone();
+            tokio::spawn(async move { a.expired(LIMITS).await })
+        };
+        tokio::time::advance(Duration::from_secs(5)).await;
+        a.read();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(w.is_finished(), "still waiting for the idle deadline");
+        assert_eq!(w.await.unwrap(), "request head too slow");
     }
 
     #[tokio::test(start_paused = true)]

@@ -99,6 +99,7 @@ pub fn router(
     let mcp = Router::new()
         .route_service("/mcp", SharedMcp(Arc::new(mcp)))
         .layer(middleware::from_fn_with_state(state.clone(), own_sessions))
+        .layer(middleware::from_fn_with_state(state.clone(), check_framing))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             fast_call::fast_call,
@@ -280,6 +281,57 @@ async fn own_sessions(State(s): State<AppState>, req: Request, next: Next) -> Re
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// JSON-RPC framing before the MCP layer decodes a POST body (see
+/// [`crate::jsonrpc`]): malformed messages get HTTP 400 with `-32700` or
+/// `-32600`, mistyped params of a known method `-32602` naming the field,
+/// an unreadable body (a broken chunked encoding) 400, an oversized one 413.
+/// Bodies that are not declared JSON are left to the MCP layer's 415.
+async fn check_framing(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let json = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if req.method() != axum::http::Method::POST || !json {
+        return next.run(req).await;
+    }
+    let limit = s.gateway.config().limits.max_payload_bytes;
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    -32600,
+                    &format!("the request body exceeds limits.max_payload_bytes ({limit} bytes)"),
+                );
+            }
+            Err(e) => {
+                return refusal(
+                    StatusCode::BAD_REQUEST,
+                    -32700,
+                    &format!("parse error: the request body could not be read ({e})"),
+                );
+            }
+        };
+    let per_request = parts
+        .headers
+        .get("mcp-protocol-version")
+        .is_some_and(|v| v == "2026-07-28");
+    if let Err(rejected) = crate::jsonrpc::check(&bytes, per_request) {
+        let status = if rejected.is_framing() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        return (status, Json(rejected.to_json())).into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
 
 /// A refusal before JSON-RPC dispatch, as a JSON-RPC error without an id.
 fn refusal(status: StatusCode, code: i32, message: &str) -> Response {

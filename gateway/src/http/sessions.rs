@@ -175,6 +175,26 @@ impl SessionTable {
     }
 }
 
+/// Forgets an admitted session unless [`Undo::keep`] is called.
+struct Undo<'a> {
+    table: &'a SessionTable,
+    id: Option<SessionId>,
+}
+
+impl Undo<'_> {
+    fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.table.forget(&id);
+        }
+    }
+}
+
 /// Worth shrinking: mostly empty, and big enough to matter.
 fn shrinkable(len: usize, capacity: usize) -> bool {
     capacity >= 1024 && len < capacity / 8
@@ -201,14 +221,20 @@ impl SessionManager for SessionTable {
             *opener.refused.lock().expect("opener") = Some(refused);
             return Err(LocalSessionManagerError::SessionNotFound(id));
         }
+        // Until rmcp runs the session, its entry is ours to undo, also when
+        // the request is dropped while waiting for rmcp's lock.
+        let undo = Undo {
+            table: self,
+            id: Some(id.clone()),
+        };
         // rmcp's manager takes a chosen id only through restore.
         match self.inner.restore_session(id.clone()).await {
-            Ok(RestoreOutcome::Restored(transport)) => Ok((id, transport)),
-            // 256 random bits do not collide, so nothing else comes back.
-            other => {
-                self.forget(&id);
-                other.and(Err(LocalSessionManagerError::SessionNotFound(id)))
+            Ok(RestoreOutcome::Restored(transport)) => {
+                undo.keep();
+                Ok((id, transport))
             }
+            // 256 random bits do not collide, so nothing else comes back.
+            other => other.and(Err(LocalSessionManagerError::SessionNotFound(id))),
         }
     }
 
@@ -348,6 +374,22 @@ mod tests {
         open(&t, owner(AuthMode::None, "anonymous", Some("10.0.0.2")))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_opening_request_dropped_midway_holds_no_place() {
+        let t = table(1, 1);
+        // rmcp's map is locked, so creation waits; then the request goes away.
+        let lock = t.inner.sessions.write().await;
+        let opening = Opener::scope(key("alice"), t.create_session());
+        let dropped = tokio::time::timeout(Duration::from_millis(50), opening).await;
+        assert!(dropped.is_err());
+        drop(lock);
+        assert_eq!(t.count(), 0);
+        assert!(
+            open(&t, key("alice")).await.is_ok(),
+            "the cap has room again"
+        );
     }
 
     #[tokio::test]

@@ -313,11 +313,15 @@ impl ServerHandler for GatewayHandler {
             let caller = self.request_cx(&ctx).caller;
             let mut recent: Vec<serde_json::Value> =
                 serde_json::from_str(&self.events.recent_json()).unwrap_or_default();
-            // Only events of providers this caller may see.
+            // Only events of providers this caller may see, and no update
+            // of a resource hidden from it.
             recent.retain(|r| {
-                r["provider"]
-                    .as_str()
-                    .is_none_or(|p| self.dispatcher.sees_provider(&caller, p))
+                let provider = r["provider"].as_str();
+                let updated = (r["type"] == crate::events::RESOURCE_UPDATED)
+                    .then(|| r["subject"].as_str())
+                    .flatten();
+                provider.is_none_or(|p| self.dispatcher.sees_provider(&caller, p))
+                    && updated.is_none_or(|uri| self.dispatcher.sees_uri(&caller, uri))
             });
             let json = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
             let text = ResourceContents::text(json, RECENT_URI).with_mime_type("application/json");

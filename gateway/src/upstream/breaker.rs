@@ -112,27 +112,28 @@ impl Breaker {
         }
     }
 
-    fn record(&self, success: bool) {
+    fn record(&self, probe: bool, success: bool) {
         let mut s = self.state.lock().expect("breaker lock");
-        *s = match (&*s, success) {
-            (_, true) => State::Closed { failures: 0 },
-            (State::Closed { failures }, false) if failures + 1 < self.threshold => State::Closed {
-                failures: failures + 1,
-            },
-            (State::Closed { .. }, false) => State::Open {
-                until: Instant::now() + self.cool_down,
-                early: true,
-            },
-            // A failure that is not the probe, while half-open, cannot
-            // happen (only the probe is let through); treat it like one.
-            (State::HalfOpen { .. }, false) => State::Open {
+        *s = match (&*s, probe, success) {
+            (State::HalfOpen { .. }, true, true) | (State::Closed { .. }, _, true) => {
+                State::Closed { failures: 0 }
+            }
+            (State::HalfOpen { .. }, true, false) => State::Open {
                 until: Instant::now() + self.cool_down,
                 early: false,
             },
-            (State::Open { until, early }, false) => State::Open {
-                until: *until,
-                early: *early,
+            (State::Closed { failures }, _, false) if failures + 1 < self.threshold => {
+                State::Closed {
+                    failures: failures + 1,
+                }
+            }
+            (State::Closed { .. }, _, false) => State::Open {
+                until: Instant::now() + self.cool_down,
+                early: true,
             },
+            // A call let through before the breaker opened, ending late,
+            // says nothing about the provider now: only the probe decides.
+            (State::Open { .. } | State::HalfOpen { .. }, _, _) => return,
         };
     }
 
@@ -149,7 +150,7 @@ impl Breaker {
 impl Permit {
     pub fn record(mut self, success: bool) {
         self.done = true;
-        self.breaker.record(success);
+        self.breaker.record(self.probe, success);
     }
 }
 
@@ -230,6 +231,30 @@ mod tests {
         b.acquire().unwrap().record(false);
         b.health_passed();
         assert!(b.acquire().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_outcomes_of_calls_from_before_the_outage_are_ignored() {
+        let b = Breaker::new(1, Duration::from_secs(10));
+        let old_fail = b.acquire().unwrap();
+        let old_ok = b.acquire().unwrap();
+        b.acquire().unwrap().record(false);
+        assert_eq!(b.state(), BreakerState::Open);
+        old_ok.record(true);
+        assert_eq!(
+            b.state(),
+            BreakerState::Open,
+            "a late success does not close it"
+        );
+        b.health_passed();
+        old_fail.record(false);
+        assert_eq!(
+            b.state(),
+            BreakerState::HalfOpen,
+            "a late failure does not cost the early probe"
+        );
+        b.acquire().expect("the probe").record(true);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[tokio::test(start_paused = true)]

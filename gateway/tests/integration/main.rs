@@ -15,6 +15,7 @@ pub mod inspector;
 mod operations;
 mod operator;
 mod policy_uris;
+mod protocol_edges;
 mod reload;
 mod resilience;
 mod security;

@@ -73,7 +73,14 @@ async fn a_deny_on_the_providers_own_uri_holds_for_the_exposed_one() {
             (e.code.0, e.message.to_string())
         }
     };
-    for hidden in ["kit+kit://readme", "twin+kit://readme", "kit+kit://items/7"] {
+    // Schemes are case-insensitive: no way around a rule by spelling.
+    for hidden in [
+        "kit+kit://readme",
+        "twin+kit://readme",
+        "kit+kit://items/7",
+        "kit+KIT://readme",
+        "Kit+Kit://items/7",
+    ] {
         let (code, message) = read(hidden).await;
         let (unknown_code, unknown) = read(&format!("{hidden}-nope")).await;
         assert_eq!(code, unknown_code, "{hidden}");

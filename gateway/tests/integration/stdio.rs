@@ -81,3 +81,72 @@ async fn a_closed_stdout_ends_the_session_and_cancels_calls_in_flight() {
     assert!(err.contains("stdout is closed"), "{err}");
     drop(stdin);
 }
+
+/// D13: a malformed line is answered and logged, not dropped; a last
+/// request without a trailing newline is still served at EOF.
+#[tokio::test]
+async fn malformed_lines_are_answered_and_a_last_line_without_newline_counts() {
+    let provider = spawn_kit(Arc::default()).await;
+    let cfg = temp_config(&config_yaml(&[("kit", provider.addr())], ""));
+    let mut child = tokio::process::Command::new(gateway_bin())
+        .arg("--stdio")
+        .arg("--config")
+        .arg(cfg.path())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input = line(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}),
+    );
+    input.extend(line(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ));
+    input.extend(b"{bad\n[]\n");
+    input.extend(line(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "kit.echo.v1", "arguments": [1]}}),
+    ));
+    // The last one has no newline.
+    input.extend(br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"kit.echo.v1","arguments":{"message":"last"}}}"#);
+    stdin.write_all(&input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("the gateway exits at EOF")
+        .unwrap();
+    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
+    let errors: Vec<i64> = answers
+        .iter()
+        .filter(|a| a["id"].is_null())
+        .filter_map(|a| a["error"]["code"].as_i64())
+        .collect();
+    assert_eq!(errors, [-32700, -32600], "{answers:#?}");
+    let bad_params = by_id(json!(5)).expect("an answer to id 5");
+    assert_eq!(bad_params["error"]["code"], -32602, "{bad_params}");
+    assert!(
+        bad_params["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`arguments` must be an object"),
+        "{bad_params}"
+    );
+    let last = by_id(json!(9)).expect("the last line without a newline is served");
+    assert_eq!(last["result"]["content"][0]["text"], "last", "{last}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("malformed message on stdin").count(),
+        3,
+        "{err}"
+    );
+}
