@@ -704,7 +704,7 @@ impl Dispatcher {
         cx: &RequestCx,
         up: &Upstream,
         repeatable: impl Fn() -> bool,
-        mut call: F,
+        call: F,
     ) -> Result<T, GatewayError>
     where
         F: FnMut() -> Fut,
@@ -713,83 +713,22 @@ impl Dispatcher {
         let _inflight = self.drain.enter().ok_or(GatewayError::ShuttingDown)?;
         // Counted per upstream so calls fill channels in order (see upstream).
         let _on_upstream = up.track();
-        let _slot = up
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| GatewayError::Overloaded {
-                provider: up.name().to_string(),
-                limit: up.config.max_concurrency,
-            })?;
-        let budget = up.config.timeouts.invoke;
-        let deadline = tokio::time::Instant::now() + budget;
-        let retries = &up.config.retries;
-        let mut attempt = 1;
-        let mut delays = crate::backoff::Backoff::new(retries.backoff, budget);
-        loop {
-            let permit = up.breaker.acquire().map_err(|open| GatewayError::Provider {
-                provider: up.name().to_string(),
-                code: tonic::Code::Unavailable,
-                message: format!(
-                    "provider unavailable: circuit open after repeated failures; next attempt in {}",
-                    humantime::format_duration(Duration::from_secs(open.retry_in.as_secs().max(1)))
-                ),
-            })?;
-            // Only for an exporter (see `trace::exporting`); without one,
-            // events inside show the request's span and correlation ID.
-            let span = if mcp_gateway_proto::trace::exporting() {
-                tracing::info_span!(
-                    "provider call",
-                    otel.name = %format!("provider {}", up.name()),
-                    otel.kind = "client",
-                    rpc.system = "grpc",
-                    provider = up.name(),
-                    attempt,
-                )
-            } else {
-                tracing::Span::none()
-            };
-            let outcome = tokio::select! {
-                // Dropping the call resets the HTTP/2 stream: the provider
-                // sees the RPC cancelled.
-                _ = cx.cancel.cancelled() => return Err(GatewayError::Cancelled),
-                r = tokio::time::timeout_at(deadline, call()).instrument(span) => r,
-            };
-            let err = match outcome {
-                Ok(Ok(v)) => {
-                    permit.record(true);
-                    return Ok(v);
-                }
-                Err(_) => deadline_error(up.name(), budget),
-                Ok(Err(status)) => self.status_error(up, status),
-            };
-            let provider_fault = matches!(
-                err,
-                GatewayError::Provider {
-                    code: tonic::Code::Unavailable | tonic::Code::DeadlineExceeded,
-                    ..
-                }
-            );
-            permit.record(!provider_fault);
-            let wait = delays.next_delay();
-            let retry = provider_fault
-                && !matches!(
-                    err,
-                    GatewayError::Provider {
-                        code: tonic::Code::DeadlineExceeded,
-                        ..
-                    }
-                )
-                && attempt < retries.max_attempts
-                && tokio::time::Instant::now() + wait < deadline
-                && repeatable();
-            if !retry {
-                return Err(err);
-            }
-            tracing::info!(provider = up.name(), attempt, error = %err, "retrying a repeatable call");
-            attempt += 1;
-            tokio::time::sleep(wait).await;
-        }
+        let limits = crate::guard::CallLimits {
+            provider: up.name(),
+            slots: &up.slots,
+            max_concurrency: up.config.max_concurrency,
+            breaker: &up.breaker,
+            budget: up.config.timeouts.invoke,
+            retries: &up.config.retries,
+        };
+        crate::guard::run(
+            limits,
+            &cx.cancel,
+            repeatable,
+            |status| self.status_error(up, status),
+            call,
+        )
+        .await
     }
 
     fn status_error(&self, up: &Upstream, status: tonic::Status) -> GatewayError {
@@ -797,7 +736,7 @@ impl Dispatcher {
         let lost = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal)
             && is_transport_failure(&status);
         if status.code() == tonic::Code::Cancelled && status.message().contains("Timeout expired") {
-            return deadline_error(name, up.config.timeouts.invoke);
+            return crate::guard::deadline_error(name, up.config.timeouts.invoke);
         }
         if lost || status.code() == tonic::Code::Unavailable {
             // Re-check now so a dead provider leaves the catalog promptly.
@@ -945,17 +884,6 @@ impl Dispatcher {
     /// Provider calls in flight.
     pub fn in_flight(&self) -> usize {
         self.drain.active()
-    }
-}
-
-fn deadline_error(provider: &str, deadline: Duration) -> GatewayError {
-    GatewayError::Provider {
-        provider: provider.to_string(),
-        code: tonic::Code::DeadlineExceeded,
-        message: format!(
-            "no answer within the {} deadline",
-            humantime::format_duration(deadline)
-        ),
     }
 }
 

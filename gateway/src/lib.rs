@@ -23,6 +23,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod error;
 pub mod events;
+mod guard;
 pub mod http;
 mod jsonrpc;
 pub mod launch;
