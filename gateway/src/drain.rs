@@ -1,26 +1,21 @@
 //! In-flight counting for graceful shutdown: refuse new work, then wait for
-//! what is running to finish.
+//! what is running to finish. tokio-util's `TaskTracker` does the counting
+//! (its tokens count work that is not a spawned task); closing it is the
+//! start of the drain.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-};
-
-use tokio::sync::Notify;
+use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 #[derive(Default)]
 pub struct Drain {
-    active: AtomicUsize,
-    draining: AtomicBool,
-    idle: Notify,
+    tracker: TaskTracker,
 }
 
 /// Held while one unit of work runs.
-pub struct Guard(Arc<Drain>);
+pub struct Guard(#[allow(dead_code)] TaskTrackerToken);
 
 impl Drain {
     /// Counts a unit of work, or `None` once draining has started.
-    pub fn enter(self: &Arc<Self>) -> Option<Guard> {
+    pub fn enter(&self) -> Option<Guard> {
         if self.is_draining() {
             return None;
         }
@@ -28,40 +23,48 @@ impl Drain {
     }
 
     /// Counts a unit of work even while draining (it was already accepted).
-    pub fn track(self: &Arc<Self>) -> Guard {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        Guard(self.clone())
+    pub fn track(&self) -> Guard {
+        Guard(self.tracker.token())
     }
 
     pub fn start(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.tracker.close();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.tracker.is_closed()
     }
 
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.tracker.len()
     }
 
-    /// Resolves when nothing is in flight.
+    /// Resolves when nothing is in flight (and draining has started; before
+    /// that, work counted later could not be waited for anyway).
     pub async fn idle(&self) {
-        loop {
-            // Created before the check so a wake-up in between is not lost.
-            let notified = self.idle.notified();
-            if self.active() == 0 {
-                return;
-            }
-            notified.await;
-        }
+        self.tracker.wait().await
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_refuses_new_work_and_waits_for_the_rest() {
+        let d = Drain::default();
+        let running = d.enter().expect("open");
+        assert_eq!(d.active(), 1);
+        d.start();
+        assert!(d.enter().is_none(), "no new work while draining");
+        let late = d.track(); // accepted before the drain, counted after
+        let idle = tokio::spawn(async move { d.idle().await });
+        tokio::task::yield_now().await;
+        assert!(!idle.is_finished());
+        drop(running);
+        tokio::task::yield_now().await;
+        assert!(!idle.is_finished(), "still one in flight");
+        drop(late);
+        idle.await.unwrap();
     }
 }

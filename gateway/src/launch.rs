@@ -222,10 +222,11 @@ async fn poke_until_ready(provider: String, registry: Arc<Registry>) {
 
 async fn terminate(provider: &str, child: &mut Child) {
     if let Some(pid) = child.id() {
-        // SAFETY: plain kill(2) on a pid we own and have not reaped yet.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
-        }
+        // A pid we own and have not reaped yet.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
             tracing::info!(provider, "provider process stopped");
             return;
