@@ -394,6 +394,18 @@ pub async fn http_client_rec(
         .expect("client connects")
 }
 
+/// A response body as JSON: the body itself, or the last SSE `data:` line
+/// that is JSON; `Null` when neither.
+pub fn json_or_last_event(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| {
+        text.lines()
+            .rev()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .unwrap_or(Value::Null)
+    })
+}
+
 pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))

@@ -7,6 +7,21 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::*;
 
+/// `mcp-gateway --stdio` with every pipe ours.
+fn gateway_stdio(config: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(gateway_bin())
+        .arg("--stdio")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 fn line(v: Value) -> Vec<u8> {
     let mut b = serde_json::to_vec(&v).unwrap();
     b.push(b'\n');
@@ -21,17 +36,7 @@ async fn a_closed_stdout_ends_the_session_and_cancels_calls_in_flight() {
     let probe = Arc::new(KitProbe::default());
     let provider = spawn_kit(probe.clone()).await;
     let cfg = temp_config(&config_yaml(&[("kit", provider.addr())], ""));
-    let mut child = tokio::process::Command::new(gateway_bin())
-        .arg("--stdio")
-        .arg("--config")
-        .arg(cfg.path())
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = gateway_stdio(cfg.path());
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     stdin
@@ -88,17 +93,7 @@ async fn a_closed_stdout_ends_the_session_and_cancels_calls_in_flight() {
 async fn malformed_lines_are_answered_and_a_last_line_without_newline_counts() {
     let provider = spawn_kit(Arc::default()).await;
     let cfg = temp_config(&config_yaml(&[("kit", provider.addr())], ""));
-    let mut child = tokio::process::Command::new(gateway_bin())
-        .arg("--stdio")
-        .arg("--config")
-        .arg(cfg.path())
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = gateway_stdio(cfg.path());
     let mut stdin = child.stdin.take().unwrap();
     let mut input = line(
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
