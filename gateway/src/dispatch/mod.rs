@@ -1,12 +1,10 @@
-//! The one pipeline every front door (stdio, Streamable HTTP, later REST and
-//! presets) goes through:
-//! catalog lookup → validation → provider call → result mapping → logging.
-//! Identity and policy slot in ahead of the lookup; a rule is written once.
+//! The one pipeline every front door (stdio, Streamable HTTP) goes through:
+//! visibility-aware lookup → rate limit → validation → cache → guarded
+//! provider call → result mapping → observation. Who sees what is in
+//! `visibility`, accounting in `observe`, gRPC status mapping in `status`,
+//! and the guard around the call in `crate::guard`.
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
@@ -18,6 +16,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod observe;
+mod status;
+mod visibility;
+
+use observe::CallFacts;
+pub use observe::Outcome;
+
 use crate::{
     analytics::Analytics,
     audit::{self, AuditLog},
@@ -26,7 +31,7 @@ use crate::{
     drain::Drain,
     error::GatewayError,
     naming::UriMap,
-    policy::{Kind, Policy},
+    policy::Policy,
     ratelimit::RateLimits,
     redact::{LoggingConfig, Redactor},
     registry::Registry,
@@ -79,34 +84,6 @@ pub struct Dispatcher {
     /// Whether and how arguments appear in logs; swapped on reload.
     redactor: ArcSwap<Redactor>,
 }
-
-/// What a request learned on the way, for its log line, metrics and audit
-/// record. Set-once cells so the pipeline can fill them from inside `work`.
-#[derive(Default)]
-struct Trace {
-    /// The canonical exposed name (a short alias resolves to it).
-    item: OnceLock<String>,
-    provider: OnceLock<String>,
-    args_sha256: OnceLock<String>,
-    /// Redacted arguments, when `logging.arguments` is on.
-    arguments: OnceLock<Value>,
-    cached: std::sync::atomic::AtomicBool,
-}
-
-/// Whether a successful answer is still a failure the caller should count.
-pub trait Outcome {
-    fn is_tool_error(&self) -> bool {
-        false
-    }
-}
-
-impl Outcome for CallToolResult {
-    fn is_tool_error(&self) -> bool {
-        self.is_error == Some(true)
-    }
-}
-impl Outcome for ReadResourceResult {}
-impl Outcome for GetPromptResult {}
 
 impl Dispatcher {
     pub fn new(
@@ -164,181 +141,6 @@ impl Dispatcher {
         self.policy.load_full()
     }
 
-    /// Whether `caller` may see and use an item; lists filter with this.
-    pub fn visible(&self, caller: &pb::Caller, kind: Kind, provider: &str, name: &str) -> bool {
-        self.policy.load().allows(caller, kind, provider, name)
-    }
-
-    /// Whether `caller` may see resource (or template) `uri` of `provider`,
-    /// given as clients see it: policy rules match it and the provider's own
-    /// URI alike.
-    pub fn visible_resource(&self, caller: &pb::Caller, provider: &str, uri: &str) -> bool {
-        let cat = self.catalog();
-        let own = crate::naming::lower_scheme(cat.provider_uri(provider, uri));
-        let exposed = crate::naming::lower_scheme(uri);
-        self.policy
-            .load()
-            .allows_any_name(caller, Kind::Resource, provider, &[&exposed, &own])
-    }
-
-    /// Whether `caller` may see resource `uri`; URIs no provider owns
-    /// (`events://recent`, made-up ones) reveal nothing and pass.
-    pub fn sees_uri(&self, caller: &pb::Caller, uri: &str) -> bool {
-        match self.catalog().route(uri) {
-            Ok(r) => self.visible_resource(caller, r.upstream.name(), uri),
-            Err(_) => true,
-        }
-    }
-
-    /// A result's resource links and embedded resources that `caller` may
-    /// not see are left out: a hidden URI is unknown everywhere.
-    fn shows(&self, caller: &pb::Caller, block: &ContentBlock) -> bool {
-        match block {
-            ContentBlock::ResourceLink(r) => self.sees_uri(caller, &r.uri),
-            ContentBlock::Resource(e) => self.sees_contents(caller, &e.resource),
-            _ => true,
-        }
-    }
-
-    fn sees_contents(&self, caller: &pb::Caller, c: &rmcp::model::ResourceContents) -> bool {
-        use rmcp::model::ResourceContents as C;
-        match c {
-            C::TextResourceContents { uri, .. } | C::BlobResourceContents { uri, .. } => {
-                self.sees_uri(caller, uri)
-            }
-            // A kind rmcp may add later carries no URI we know of.
-            _ => true,
-        }
-    }
-
-    fn without_hidden(&self, caller: &pb::Caller, mut r: CallToolResult) -> CallToolResult {
-        if !self.policy.load().is_open() {
-            r.content.retain(|b| self.shows(caller, b));
-        }
-        r
-    }
-
-    /// Whether `caller` may see anything of `provider` (then its events too).
-    pub fn sees_provider(&self, caller: &pb::Caller, provider: &str) -> bool {
-        if self.policy.load().is_open() {
-            return true;
-        }
-        let cat = self.catalog();
-        let tools = cat.tools_list.iter().any(|t| {
-            cat.tool(&t.name).is_ok_and(|e| {
-                e.upstream.name() == provider && self.visible(caller, Kind::Tool, provider, &t.name)
-            })
-        });
-        let prompts = || {
-            cat.prompts_list.iter().any(|p| {
-                cat.prompt(&p.name).is_ok_and(|e| {
-                    e.upstream.name() == provider
-                        && self.visible(caller, Kind::Prompt, provider, &p.name)
-                })
-            })
-        };
-        let uris = cat
-            .resources_list
-            .iter()
-            .map(|r| r.uri.as_str())
-            .chain(cat.templates_list.iter().map(|t| t.uri_template.as_str()))
-            .collect::<Vec<_>>();
-        let resources = || {
-            uris.iter().any(|u| {
-                cat.route(u).is_ok_and(|r| {
-                    r.upstream.name() == provider && self.visible_resource(caller, provider, u)
-                })
-            })
-        };
-        tools || prompts() || resources()
-    }
-
-    /// Resolves a tool name as `caller` may see it: a hidden tool answers
-    /// exactly like an unknown one, ambiguity lists only visible tools,
-    /// and a hidden tool of a down provider is not reported unavailable.
-    fn visible_tool(
-        &self,
-        caller: &pb::Caller,
-        name: &str,
-    ) -> Result<Arc<crate::catalog::ToolEntry>, GatewayError> {
-        let cat = self.catalog();
-        self.resolve_visible(
-            caller,
-            Kind::Tool,
-            name,
-            |n| cat.tool(n),
-            |e| (e.upstream.name(), &e.tool.name),
-            || GatewayError::UnknownTool(name.to_string()),
-            |name, candidates| GatewayError::AmbiguousTool { name, candidates },
-        )
-    }
-
-    /// Like [`Self::visible_tool`], for prompts.
-    fn visible_prompt(
-        &self,
-        caller: &pb::Caller,
-        name: &str,
-    ) -> Result<Arc<crate::catalog::PromptEntry>, GatewayError> {
-        let cat = self.catalog();
-        self.resolve_visible(
-            caller,
-            Kind::Prompt,
-            name,
-            |n| cat.prompt(n),
-            |e| (e.upstream.name(), &e.exposed),
-            || GatewayError::UnknownPrompt(name.to_string()),
-            |name, candidates| GatewayError::AmbiguousPrompt { name, candidates },
-        )
-    }
-
-    /// Name resolution as the caller may see it: a hidden item answers
-    /// exactly like an unknown one, short names count only visible
-    /// candidates, and a down provider's tombstone shows only to callers
-    /// allowed to see that provider.
-    #[allow(clippy::too_many_arguments)]
-    fn resolve_visible<'c, E: 'c>(
-        &self,
-        caller: &pb::Caller,
-        kind: Kind,
-        name: &str,
-        lookup: impl Fn(&str) -> Result<&'c Arc<E>, GatewayError>,
-        owner: impl Fn(&E) -> (&str, &str),
-        unknown: impl Fn() -> GatewayError,
-        ambiguous: impl Fn(String, Vec<String>) -> GatewayError,
-    ) -> Result<Arc<E>, GatewayError> {
-        let ok = |e: &E| {
-            let (provider, exposed) = owner(e);
-            self.visible(caller, kind, provider, exposed)
-        };
-        match lookup(name) {
-            Ok(e) if ok(e) => Ok(e.clone()),
-            Ok(_) => Err(unknown()),
-            Err(
-                GatewayError::AmbiguousTool { name, candidates }
-                | GatewayError::AmbiguousPrompt { name, candidates },
-            ) => {
-                let seen: Vec<String> = candidates
-                    .into_iter()
-                    .filter(|c| lookup(c).is_ok_and(|e| ok(e)))
-                    .collect();
-                match seen.as_slice() {
-                    [] => Err(unknown()),
-                    [one] => Ok(lookup(one)?.clone()),
-                    _ => Err(ambiguous(name, seen)),
-                }
-            }
-            Err(e @ GatewayError::Provider { .. }) => match &e {
-                GatewayError::Provider { provider, .. }
-                    if self.visible(caller, kind, provider, name) =>
-                {
-                    Err(e)
-                }
-                _ => Err(unknown()),
-            },
-            Err(e) => Err(e),
-        }
-    }
-
     pub fn analytics(&self) -> &Arc<Analytics> {
         &self.analytics
     }
@@ -373,7 +175,7 @@ impl Dispatcher {
             tracing::info_span!("tools/call", correlation_id = %cx.correlation_id)
         };
         cx.adopt_parent(&span);
-        let trace = Trace::default();
+        let trace = CallFacts::default();
         let work = self.call_tool_inner(cx, &trace, name, args, meta, progress);
         self.observe("tools/call", name, cx, &trace, work)
             .instrument(span)
@@ -383,7 +185,7 @@ impl Dispatcher {
     async fn call_tool_inner(
         &self,
         cx: &RequestCx,
-        trace: &Trace,
+        trace: &CallFacts,
         name: &str,
         args: Option<JsonObject>,
         meta: Option<JsonObject>,
@@ -581,7 +383,7 @@ impl Dispatcher {
             correlation_id = %cx.correlation_id,
         );
         cx.adopt_parent(&span);
-        let trace = Trace::default();
+        let trace = CallFacts::default();
         let work = async {
             let route = self.catalog().route(uri)?.clone();
             if !self.visible_resource(&cx.caller, route.upstream.name(), uri) {
@@ -642,7 +444,7 @@ impl Dispatcher {
             correlation_id = %cx.correlation_id,
         );
         cx.adopt_parent(&span);
-        let trace = Trace::default();
+        let trace = CallFacts::default();
         let work = async {
             let entry = self.visible_prompt(&cx.caller, name)?;
             let _ = trace.item.set(entry.exposed.to_string());
@@ -731,40 +533,6 @@ impl Dispatcher {
         .await
     }
 
-    fn status_error(&self, up: &Upstream, status: tonic::Status) -> GatewayError {
-        let name = up.name();
-        let lost = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal)
-            && is_transport_failure(&status);
-        if status.code() == tonic::Code::Cancelled && status.message().contains("Timeout expired") {
-            return crate::guard::deadline_error(name, up.config.timeouts.invoke);
-        }
-        if lost || status.code() == tonic::Code::Unavailable {
-            // Re-check now so a dead provider leaves the catalog promptly.
-            self.registry.poke(name);
-            let detail = crate::upstream::describe_status(&status, &up.config);
-            let message = if lost {
-                format!("connection to the provider was lost: {detail}")
-            } else {
-                format!("provider unavailable: {detail}")
-            };
-            return GatewayError::Provider {
-                provider: name.to_string(),
-                code: tonic::Code::Unavailable,
-                message,
-            };
-        }
-        if status.code() == tonic::Code::OutOfRange
-            && status.message().contains("message length too large")
-        {
-            return GatewayError::PayloadTooLarge {
-                what: "provider response",
-                size: found_bytes(status.message()),
-                limit: self.max_payload,
-            };
-        }
-        GatewayError::from_status(name, status)
-    }
-
     fn check_size(&self, what: &'static str, size: usize) -> Result<(), GatewayError> {
         if size > self.max_payload {
             return Err(GatewayError::PayloadTooLarge {
@@ -774,105 +542,6 @@ impl Dispatcher {
             });
         }
         Ok(())
-    }
-
-    /// The one place a finished request is accounted for: a log line,
-    /// metrics, usage analytics, and the audit record (written before the
-    /// response is returned; see audit.rs for the exact guarantee).
-    async fn observe<T: Outcome>(
-        &self,
-        method: &'static str,
-        requested: &str,
-        cx: &RequestCx,
-        trace: &Trace,
-        work: impl Future<Output = Result<T, GatewayError>>,
-    ) -> Result<T, GatewayError> {
-        let start = Instant::now();
-        let r = work.await;
-        let elapsed = start.elapsed();
-        let ms = elapsed.as_secs_f64() * 1000.0;
-        let (outcome, error_kind) = match &r {
-            Ok(v) if v.is_tool_error() => ("tool_error", None),
-            Ok(_) => ("ok", None),
-            Err(e) => ("error", Some(e.kind())),
-        };
-        // Resource URIs are the item themselves; names the client made up are
-        // not, and must not become metric labels (unbounded cardinality).
-        let item = match (trace.item.get(), method) {
-            (Some(i), _) => i.as_str(),
-            (None, "resources/read") => requested,
-            (None, _) => "",
-        };
-        // Known from the lookup, or from the error (a provider that is down).
-        let provider = match (trace.provider.get(), &r) {
-            (Some(p), _) => p.as_str(),
-            (None, Err(GatewayError::Provider { provider, .. })) => provider.as_str(),
-            _ => "",
-        };
-        let principal = cx.caller.principal.as_str();
-        let arguments = trace.arguments.get().map(crate::redact::for_log);
-        match &r {
-            Err(e) => {
-                tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")
-            }
-            Ok(_) => tracing::info!(
-                method,
-                item,
-                provider,
-                principal,
-                duration_ms = ms,
-                outcome,
-                arguments,
-                "ok"
-            ),
-        }
-
-        let mut labels = vec![
-            ("mcp_method_name", method.to_string()),
-            ("provider", provider.to_string()),
-        ];
-        match method {
-            "tools/call" => labels.push(("gen_ai_tool_name", item.to_string())),
-            "prompts/get" => labels.push(("gen_ai_prompt_name", item.to_string())),
-            _ => {}
-        }
-        if let Some(kind) = error_kind {
-            labels.push(("error_type", kind.to_string()));
-        }
-        metrics::histogram!("mcp_server_operation_duration_seconds", &labels)
-            .record(elapsed.as_secs_f64());
-        labels.push(("outcome", outcome.to_string()));
-        metrics::counter!("mcp_gateway_requests_total", &labels).increment(1);
-
-        if method == "tools/call" && !item.is_empty() {
-            self.analytics
-                .record(item, provider, principal, outcome != "ok", ms);
-        }
-        if self.audit.is_some() || self.audit_stream.is_some() {
-            let record = audit::Record {
-                time: audit::now_rfc3339(),
-                method,
-                item: if item.is_empty() { requested } else { item }.to_string(),
-                provider: (!provider.is_empty()).then(|| provider.to_string()),
-                principal: principal.to_string(),
-                agent: cx.caller.agent.clone(),
-                session: cx.caller.session_id.clone(),
-                correlation_id: cx.correlation_id.clone(),
-                args_sha256: trace.args_sha256.get().cloned(),
-                arguments: trace.arguments.get().cloned(),
-                outcome,
-                error_kind,
-                duration_ms: ms,
-                cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
-            };
-            if let Some(log) = &self.audit {
-                log.write(&record).await;
-            }
-            if let Some(js) = &self.audit_stream {
-                js.send(serde_json::to_vec(&record).expect("records serialize"));
-            }
-        }
-        r
     }
 
     /// Refuses new calls and waits up to `grace` for in-flight ones.
@@ -885,17 +554,4 @@ impl Dispatcher {
     pub fn in_flight(&self) -> usize {
         self.drain.active()
     }
-}
-
-/// The size in tonic's "message length too large: found N bytes" status.
-fn found_bytes(message: &str) -> Option<usize> {
-    let rest = &message[message.find("found ")? + "found ".len()..];
-    rest.split_once(" bytes")?.0.parse().ok()
-}
-
-/// A status synthesized by tonic from a broken connection rather than sent by
-/// the provider: only client-side statuses carry a source error, and a
-/// decode failure is the provider's fault, not the connection's.
-fn is_transport_failure(status: &tonic::Status) -> bool {
-    std::error::Error::source(status).is_some() && !status.message().contains("decode")
 }

@@ -1,0 +1,141 @@
+//! Observation: the one place a finished request is accounted for (log
+//! line, metrics, usage analytics, audit record), from what the pipeline
+//! learned on the way ([`CallFacts`]).
+
+use std::{future::Future, sync::OnceLock, time::Instant};
+
+use serde_json::Value;
+
+use rmcp::model::{CallToolResult, GetPromptResult, ReadResourceResult};
+
+use super::{Dispatcher, RequestCx};
+use crate::{audit, error::GatewayError};
+
+/// What a request learned on the way, for its log line, metrics and audit
+/// record. Set-once cells so the pipeline can fill them from inside `work`.
+#[derive(Default)]
+pub(super) struct CallFacts {
+    /// The canonical exposed name (a short alias resolves to it).
+    pub(super) item: OnceLock<String>,
+    pub(super) provider: OnceLock<String>,
+    pub(super) args_sha256: OnceLock<String>,
+    /// Redacted arguments, when `logging.arguments` is on.
+    pub(super) arguments: OnceLock<Value>,
+    pub(super) cached: std::sync::atomic::AtomicBool,
+}
+
+/// Whether a successful answer is still a failure the caller should count.
+pub trait Outcome {
+    fn is_tool_error(&self) -> bool {
+        false
+    }
+}
+
+impl Outcome for CallToolResult {
+    fn is_tool_error(&self) -> bool {
+        self.is_error == Some(true)
+    }
+}
+impl Outcome for ReadResourceResult {}
+impl Outcome for GetPromptResult {}
+
+impl Dispatcher {
+    /// The one place a finished request is accounted for: a log line,
+    /// metrics, usage analytics, and the audit record (written before the
+    /// response is returned; see audit.rs for the exact guarantee).
+    pub(super) async fn observe<T: Outcome>(
+        &self,
+        method: &'static str,
+        requested: &str,
+        cx: &RequestCx,
+        trace: &CallFacts,
+        work: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let start = Instant::now();
+        let r = work.await;
+        let elapsed = start.elapsed();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let (outcome, error_kind) = match &r {
+            Ok(v) if v.is_tool_error() => ("tool_error", None),
+            Ok(_) => ("ok", None),
+            Err(e) => ("error", Some(e.kind())),
+        };
+        // Resource URIs are the item themselves; names the client made up are
+        // not, and must not become metric labels (unbounded cardinality).
+        let item = match (trace.item.get(), method) {
+            (Some(i), _) => i.as_str(),
+            (None, "resources/read") => requested,
+            (None, _) => "",
+        };
+        // Known from the lookup, or from the error (a provider that is down).
+        let provider = match (trace.provider.get(), &r) {
+            (Some(p), _) => p.as_str(),
+            (None, Err(GatewayError::Provider { provider, .. })) => provider.as_str(),
+            _ => "",
+        };
+        let principal = cx.caller.principal.as_str();
+        let arguments = trace.arguments.get().map(crate::redact::for_log);
+        match &r {
+            Err(e) => {
+                tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")
+            }
+            Ok(_) => tracing::info!(
+                method,
+                item,
+                provider,
+                principal,
+                duration_ms = ms,
+                outcome,
+                arguments,
+                "ok"
+            ),
+        }
+
+        let mut labels = vec![
+            ("mcp_method_name", method.to_string()),
+            ("provider", provider.to_string()),
+        ];
+        match method {
+            "tools/call" => labels.push(("gen_ai_tool_name", item.to_string())),
+            "prompts/get" => labels.push(("gen_ai_prompt_name", item.to_string())),
+            _ => {}
+        }
+        if let Some(kind) = error_kind {
+            labels.push(("error_type", kind.to_string()));
+        }
+        metrics::histogram!("mcp_server_operation_duration_seconds", &labels)
+            .record(elapsed.as_secs_f64());
+        labels.push(("outcome", outcome.to_string()));
+        metrics::counter!("mcp_gateway_requests_total", &labels).increment(1);
+
+        if method == "tools/call" && !item.is_empty() {
+            self.analytics
+                .record(item, provider, principal, outcome != "ok", ms);
+        }
+        if self.audit.is_some() || self.audit_stream.is_some() {
+            let record = audit::Record {
+                time: audit::now_rfc3339(),
+                method,
+                item: if item.is_empty() { requested } else { item }.to_string(),
+                provider: (!provider.is_empty()).then(|| provider.to_string()),
+                principal: principal.to_string(),
+                agent: cx.caller.agent.clone(),
+                session: cx.caller.session_id.clone(),
+                correlation_id: cx.correlation_id.clone(),
+                args_sha256: trace.args_sha256.get().cloned(),
+                arguments: trace.arguments.get().cloned(),
+                outcome,
+                error_kind,
+                duration_ms: ms,
+                cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
+            };
+            if let Some(log) = &self.audit {
+                log.write(&record).await;
+            }
+            if let Some(js) = &self.audit_stream {
+                js.send(serde_json::to_vec(&record).expect("records serialize"));
+            }
+        }
+        r
+    }
+}
