@@ -22,7 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rmcp::model::{
-    CallToolResponse, ErrorCode, JsonObject, ProtocolVersion, RequestId, RequestMetaObject,
+    CallToolResponse, JsonObject, ProtocolVersion, RequestId, RequestMetaObject,
     ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
@@ -175,7 +175,12 @@ pub(super) async fn fast_call(State(s): State<AppState>, req: Request, next: Nex
         Ok(b) => b,
         Err(e) => {
             tracing::debug!(error = %e, "request body not read");
-            return (StatusCode::BAD_REQUEST, "Bad Request: body not read").into_response();
+            return super::Refusal::json_rpc(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                &format!("parse error: the request body could not be read ({e})"),
+            )
+            .into_response();
         }
     };
     let call = match serde_json::from_slice::<Call>(&bytes) {
@@ -219,7 +224,7 @@ pub(super) async fn fast_call(State(s): State<AppState>, req: Request, next: Nex
             ServerJsonRpcMessage::response(ServerResult::from(CallToolResponse::from(result)), id),
         ),
         Ok(Err(error)) => (
-            status_for(error.code),
+            super::refusal::status_for(error.code),
             ServerJsonRpcMessage::error(error, Some(id)),
         ),
         Err(e) => {
@@ -241,17 +246,5 @@ pub(super) async fn fast_call(State(s): State<AppState>, req: Request, next: Nex
             tracing::error!(error = %e, "tools/call result not serialized");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-    }
-}
-
-/// The HTTP status rmcp gives a JSON-RPC error on the 2026-07-28 path
-/// (its request `_meta` was well formed, or it would not be here).
-fn status_for(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
-        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
-        | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
-        ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        _ => StatusCode::OK,
     }
 }

@@ -21,7 +21,10 @@ use crate::{Gateway, drain::Drain};
 mod body;
 mod conn;
 mod fast_call;
+mod refusal;
 pub(crate) mod sessions;
+
+use refusal::Refusal;
 
 use sessions::{Opener, Owner, SessionLimits, SessionTable};
 
@@ -256,11 +259,12 @@ async fn own_sessions(State(s): State<AppState>, req: Request, next: Next) -> Re
     let owner = Owner::new(s.gateway.auth().config().mode, identity, client);
     if let Some(id) = req.headers().get(SESSION_HEADER) {
         if !id.to_str().is_ok_and(|id| s.sessions.owned_by(id, &owner)) {
-            return refusal(
+            return Refusal::json_rpc(
                 StatusCode::NOT_FOUND,
                 -32001,
                 "session not found: it ended, expired, or was never opened; initialize again",
-            );
+            )
+            .into_response();
         }
         return next.run(req).await;
     }
@@ -271,11 +275,12 @@ async fn own_sessions(State(s): State<AppState>, req: Request, next: Next) -> Re
         Ok(resp) => resp,
         Err(refused) => {
             tracing::warn!(reason = %refused, "new session refused");
-            refusal(
+            Refusal::json_rpc(
                 StatusCode::SERVICE_UNAVAILABLE,
                 -32000,
                 &refused.to_string(),
             )
+            .into_response()
         }
     }
 }
@@ -303,18 +308,20 @@ async fn check_framing(State(s): State<AppState>, req: Request, next: Next) -> R
         match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return refusal(
+                return Refusal::json_rpc(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     -32600,
                     &format!("the request body exceeds limits.max_payload_bytes ({limit} bytes)"),
-                );
+                )
+                .into_response();
             }
             Err(e) => {
-                return refusal(
+                return Refusal::json_rpc(
                     StatusCode::BAD_REQUEST,
                     -32700,
                     &format!("parse error: the request body could not be read ({e})"),
-                );
+                )
+                .into_response();
             }
         };
     let per_request = parts
@@ -322,21 +329,10 @@ async fn check_framing(State(s): State<AppState>, req: Request, next: Next) -> R
         .get("mcp-protocol-version")
         .is_some_and(|v| v == "2026-07-28");
     if let Err(rejected) = crate::jsonrpc::check(&bytes, per_request) {
-        let status = if rejected.is_framing() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        return (status, Json(rejected.to_json())).into_response();
+        return Refusal::rejected(&rejected).into_response();
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
-}
-
-/// A refusal before JSON-RPC dispatch, as a JSON-RPC error without an id.
-fn refusal(status: StatusCode, code: i32, message: &str) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
-    (status, Json(body)).into_response()
 }
 
 /// Bounds the time to answer one `/mcp` request. GETs are standalone SSE
@@ -348,13 +344,11 @@ async fn time_limit(State(s): State<AppState>, req: Request, next: Next) -> Resp
     let limit = s.gateway.config().limits.request_timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => {
-            let body = json!({
-                "error": "timeout",
-                "error_description": format!("no answer within limits.request_timeout ({})", humantime::format_duration(limit)),
-            });
-            (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response()
-        }
+        Err(_) => Refusal::timeout(format!(
+            "no answer within limits.request_timeout ({})",
+            humantime::format_duration(limit)
+        ))
+        .into_response(),
     }
 }
 
@@ -423,13 +417,7 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
                     msg.replace(['"', '\\'], "'")
                 ));
             }
-            let body = json!({"error": "unauthorized", "error_description": e.to_string()});
-            let mut resp = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                resp.headers_mut()
-                    .insert(axum::http::header::WWW_AUTHENTICATE, v);
-            }
-            return resp;
+            return Refusal::unauthorized(e.to_string(), &challenge).into_response();
         }
     };
     if let Err(wait) = s
@@ -438,18 +426,8 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
         .limits()
         .check_principal(&identity.principal)
     {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let body = json!({
-            "error": "rate_limited",
-            "error_description": format!("rate limit exceeded for principal '{}'", identity.principal),
-            "retry_after_ms": wait.as_millis() as u64,
-        });
-        let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-        resp.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            HeaderValue::from(secs.max(1)),
-        );
-        return resp;
+        let description = format!("rate limit exceeded for principal '{}'", identity.principal);
+        return Refusal::rate_limited(description, wait).into_response();
     }
     req.extensions_mut().insert(identity);
     next.run(req).await
@@ -487,14 +465,11 @@ async fn operator(State(s): State<AppState>, mut req: Request, next: Next) -> Re
         Some(id) => Operator::No(id.clone()),
     };
     if matches!(who, Operator::No(_)) && req.uri().path() == "/metrics" {
-        let body = json!({
-            "error": "forbidden",
-            "error_description": format!(
-                "/metrics is for operators: it needs one of the roles {:?} (auth.operator_roles)",
-                cfg.operator_roles
-            ),
-        });
-        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+        return Refusal::forbidden(format!(
+            "/metrics is for operators: it needs one of the roles {:?} (auth.operator_roles)",
+            cfg.operator_roles
+        ))
+        .into_response();
     }
     req.extensions_mut().insert(who);
     next.run(req).await
@@ -611,8 +586,8 @@ async fn usage(
         None => Duration::from_secs(3600),
         Some(Ok(d)) if !d.is_zero() => d,
         Some(_) => {
-            let body = json!({"error": "window: expected a duration such as 15m or 1h"});
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            return Refusal::bad_query("window: expected a duration such as 15m or 1h")
+                .into_response();
         }
     };
     let d = s.gateway.dispatcher();
