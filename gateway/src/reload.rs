@@ -19,54 +19,38 @@ pub struct Report {
     pub needs_restart: Vec<&'static str>,
 }
 
-pub fn startup_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if old.listen != new.listen {
-        out.push("listen");
-    }
-    if old.allow_unauthenticated_public_bind != new.allow_unauthenticated_public_bind {
-        out.push("allow_unauthenticated_public_bind");
-    }
-    if old.allowed_hosts != new.allowed_hosts {
-        out.push("allowed_hosts");
-    }
-    if old.limits != new.limits {
-        out.push("limits");
-    }
-    if old.shutdown_grace != new.shutdown_grace {
-        out.push("shutdown_grace");
-    }
-    if old.audit != new.audit {
-        out.push("audit");
-    }
-    if old.events != new.events {
-        out.push("events");
-    }
-    if old.telemetry != new.telemetry {
-        out.push("telemetry");
-    }
-    // Built into the listener at startup, like `allowed_hosts`.
-    if old.allowed_origins != new.allowed_origins {
-        out.push("allowed_origins");
-    }
-    if old.server_tls != new.server_tls {
-        out.push("server_tls");
-    }
-    out
+/// The settings a reload cannot change, each named once: they are built
+/// into the listener, the audit writer, the event consumers or the exporter
+/// at startup. [`startup_only_changes`] reports them, and
+/// [`keep_startup_settings`] keeps the running values.
+macro_rules! restart_only {
+    ($($field:ident),* $(,)?) => {
+        pub fn startup_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+            let mut out = Vec::new();
+            $(if old.$field != new.$field {
+                out.push(stringify!($field));
+            })*
+            out
+        }
+
+        pub fn keep_startup_settings(old: &Config, new: &mut Config) {
+            $(new.$field = old.$field.clone();)*
+        }
+    };
 }
 
-pub fn keep_startup_settings(old: &Config, new: &mut Config) {
-    new.listen = old.listen;
-    new.allow_unauthenticated_public_bind = old.allow_unauthenticated_public_bind;
-    new.allowed_hosts = old.allowed_hosts.clone();
-    new.limits = old.limits.clone();
-    new.shutdown_grace = old.shutdown_grace;
-    new.audit = old.audit.clone();
-    new.events = old.events.clone();
-    new.telemetry = old.telemetry.clone();
-    new.allowed_origins = old.allowed_origins.clone();
-    new.server_tls = old.server_tls.clone();
-}
+restart_only!(
+    listen,
+    allow_unauthenticated_public_bind,
+    allowed_hosts,
+    allowed_origins,
+    server_tls,
+    limits,
+    shutdown_grace,
+    audit,
+    events,
+    telemetry,
+);
 
 /// The listener stays where it is on reload: turning auth off is refused
 /// while it is bound publicly, exactly as at startup.
@@ -162,5 +146,28 @@ pub async fn watch(gateway: Gateway, path: PathBuf, stop: CancellationToken) {
                 tracing::error!(path = %path.display(), error = %e, "config reload rejected; the running config stays");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_settings_are_reported_and_kept() {
+        let old = Config::parse("listen: 127.0.0.1:8080\n").unwrap();
+        let mut new = Config::parse(
+            "listen: 127.0.0.1:9090\nlimits:\n  max_sessions: 5\npolicy:\n  default: deny\n",
+        )
+        .unwrap();
+        assert_eq!(startup_only_changes(&old, &new), ["listen", "limits"]);
+        keep_startup_settings(&old, &mut new);
+        assert_eq!(new.listen, old.listen);
+        assert_eq!(new.limits, old.limits);
+        assert_ne!(
+            new.policy, old.policy,
+            "reloadable settings are not touched"
+        );
+        assert!(startup_only_changes(&old, &new).is_empty());
     }
 }
