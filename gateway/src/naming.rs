@@ -26,17 +26,6 @@ pub fn scheme_of(uri: &str) -> Option<String> {
     valid.then(|| scheme.to_ascii_lowercase())
 }
 
-/// `uri` with its scheme in lower case (schemes are case-insensitive, RFC
-/// 3986), so that rules written for `secret://` hold for `SECRET://` too.
-pub fn lower_scheme(uri: &str) -> std::borrow::Cow<'_, str> {
-    match uri.split_once(':') {
-        Some((scheme, rest)) if scheme.bytes().any(|b| b.is_ascii_uppercase()) => {
-            format!("{}:{rest}", scheme.to_ascii_lowercase()).into()
-        }
-        _ => uri.into(),
-    }
-}
-
 /// One provider's URI rewriting: which of its schemes are shared and so
 /// exposed with the provider prefix.
 #[derive(Debug, Clone, Default)]

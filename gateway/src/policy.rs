@@ -95,6 +95,17 @@ fn globs(list: &Option<Vec<String>>) -> Result<Option<GlobSet>, String> {
     b.build().map(Some).map_err(|e| e.to_string())
 }
 
+/// `uri` with its scheme in lower case (schemes are case-insensitive, RFC
+/// 3986), so that rules written for `secret://` hold for `SECRET://` too.
+pub fn lower_scheme(uri: &str) -> std::borrow::Cow<'_, str> {
+    match uri.split_once(':') {
+        Some((scheme, rest)) if scheme.bytes().any(|b| b.is_ascii_uppercase()) => {
+            format!("{}:{rest}", scheme.to_ascii_lowercase()).into()
+        }
+        _ => uri.into(),
+    }
+}
+
 impl PolicyConfig {
     pub(crate) fn problems(&self, bad: &mut impl FnMut(String, String)) {
         for (i, r) in self.rules.iter().enumerate() {
@@ -123,11 +134,11 @@ impl Policy {
                 tools: globs(&r.tools).ok().flatten(),
                 prompts: globs(&r.prompts).ok().flatten(),
                 // Matched against URIs whose scheme is in lower case.
-                resources: globs(&r.resources.as_ref().map(|l| {
-                    l.iter()
-                        .map(|g| crate::naming::lower_scheme(g).into_owned())
-                        .collect()
-                }))
+                resources: globs(
+                    &r.resources
+                        .as_ref()
+                        .map(|l| l.iter().map(|g| lower_scheme(g).into_owned()).collect()),
+                )
                 .ok()
                 .flatten(),
                 effect: r.effect,
@@ -285,9 +296,9 @@ mod tests {
         let c = caller(&[], "");
         // Callers' URIs reach the policy with the scheme in lower case.
         assert!(!p.allows(&c, Kind::Resource, "kit", "secret://a"));
-        assert_eq!(crate::naming::lower_scheme("SeCrEt://A/B"), "secret://A/B");
-        assert_eq!(crate::naming::lower_scheme("kit+KIT://x"), "kit+kit://x");
-        assert_eq!(crate::naming::lower_scheme("plain"), "plain");
+        assert_eq!(lower_scheme("SeCrEt://A/B"), "secret://A/B");
+        assert_eq!(lower_scheme("kit+KIT://x"), "kit+kit://x");
+        assert_eq!(lower_scheme("plain"), "plain");
     }
 
     #[test]

@@ -22,8 +22,8 @@ impl Dispatcher {
     /// URI alike.
     pub fn visible_resource(&self, caller: &pb::Caller, provider: &str, uri: &str) -> bool {
         let cat = self.catalog();
-        let own = crate::naming::lower_scheme(cat.provider_uri(provider, uri));
-        let exposed = crate::naming::lower_scheme(uri);
+        let own = crate::policy::lower_scheme(cat.provider_uri(provider, uri));
+        let exposed = crate::policy::lower_scheme(uri);
         self.policy
             .load()
             .allows_any_name(caller, Kind::Resource, provider, &[&exposed, &own])
