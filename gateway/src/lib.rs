@@ -119,7 +119,11 @@ impl Gateway {
                 None
             }
         };
-        let notifier = Arc::new(Notifier::default());
+        let visibility = Arc::new(dispatch::Visibility::new(
+            registry.clone(),
+            Arc::new(policy::Policy::new(&config.policy)),
+        ));
+        let notifier = Arc::new(Notifier::new(visibility.clone()));
         notifier.spawn_forwarder(registry.subscribe());
         let mut launched = launch::Launched::default();
         launched.prepare(&config, &registry).await;
@@ -143,19 +147,11 @@ impl Gateway {
                 audit,
                 audit_stream,
                 Arc::default(),
+                visibility,
             )
-            .with_security(
-                Arc::new(policy::Policy::new(&config.policy)),
-                Arc::new(ratelimit::RateLimits::new(&config.rate_limits)),
-            )
+            .with_limits(Arc::new(ratelimit::RateLimits::new(&config.rate_limits)))
             .with_logging(&config.logging),
         );
-        let d = dispatcher.clone();
-        notifier.set_access(Arc::new(move |caller, provider| {
-            d.sees_provider(caller, provider)
-        }));
-        let d = dispatcher.clone();
-        notifier.set_uri_access(Arc::new(move |caller, uri| d.sees_uri(caller, uri)));
         Ok(Self {
             inner: Arc::new(Inner {
                 config: arc_swap::ArcSwap::from_pointee(config),
@@ -208,6 +204,7 @@ impl Gateway {
         let policy_changed = old.policy != config.policy;
         if policy_changed {
             self.dispatcher()
+                .visibility()
                 .set_policy(Arc::new(policy::Policy::new(&config.policy)));
             tracing::info!("policy reloaded");
         }

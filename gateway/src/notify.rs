@@ -18,12 +18,8 @@ use rmcp::model::{
 use rmcp::{Peer, RoleServer, service::SubscriptionSink};
 use tokio::sync::broadcast;
 
-use crate::catalog::ListChanges;
+use crate::{catalog::ListChanges, dispatch::Visibility};
 use mcp_gateway_proto::provider as pb;
-
-/// Whether a caller may see a provider's events (set by the gateway from
-/// its policy; everything is visible until then).
-pub type Access = Arc<dyn Fn(&pb::Caller, &str) -> bool + Send + Sync>;
 
 /// One slow client must not hold up the others.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,17 +93,25 @@ struct PeerEntry {
     state: Arc<SessionState>,
 }
 
-#[derive(Default)]
 pub struct Notifier {
     peers: Mutex<Vec<PeerEntry>>,
     /// 2026-07-28 listen streams, with who opened them.
     sinks: Mutex<HashMap<u64, (SubscriptionSink, pb::Caller)>>,
     next: AtomicU64,
-    access: std::sync::OnceLock<Access>,
-    uri_access: std::sync::OnceLock<Access>,
+    /// Who may be told what: the dispatcher's own.
+    visibility: Arc<Visibility>,
 }
 
 impl Notifier {
+    pub fn new(visibility: Arc<Visibility>) -> Self {
+        Self {
+            peers: Mutex::default(),
+            sinks: Mutex::default(),
+            next: AtomicU64::default(),
+            visibility,
+        }
+    }
+
     pub fn add_peer(&self, peer: Peer<RoleServer>, state: Arc<SessionState>) {
         let mut peers = self.peers.lock().expect("peers lock");
         peers.retain(|p| !p.peer.is_transport_closed());
@@ -145,7 +149,7 @@ impl Notifier {
         let sinks = self.sinks.lock().expect("sinks lock");
         sinks
             .values()
-            .filter(|(_, caller)| self.uri_access.get().is_none_or(|see| see(caller, uri)))
+            .filter(|(_, caller)| self.visibility.sees_uri(caller, uri))
             .map(|(s, _)| s.clone())
             .collect()
     }
@@ -155,11 +159,7 @@ impl Notifier {
     pub fn resource_updated(&self, uri: &str) {
         // The policy is asked again: it may have hidden the URI since the
         // session subscribed (a reload, or a provider that appeared later).
-        let sees = |s: &SessionState| {
-            self.uri_access
-                .get()
-                .is_none_or(|see| see(&s.caller(), uri))
-        };
+        let sees = |s: &SessionState| self.visibility.sees_uri(&s.caller(), uri);
         for peer in self.live_peers(|s| s.wants(uri) && sees(s)) {
             let p = ResourceUpdatedNotificationParam::new(uri);
             tokio::spawn(async move {
@@ -194,9 +194,8 @@ impl Notifier {
     /// logging on listen streams; they can read `events://recent`).
     #[allow(deprecated)]
     pub fn log(&self, param: LoggingMessageNotificationParam, provider: Option<&str>) {
-        let visible = |s: &SessionState| match (provider, self.access.get()) {
-            (Some(p), Some(access)) => access(&s.caller(), p),
-            _ => true,
+        let visible = |s: &SessionState| {
+            provider.is_none_or(|p| self.visibility.sees_provider(&s.caller(), p))
         };
         for (peer, state) in self.live_sessions(|s| s.logs(param.level) && visible(s)) {
             if state.log_busy.swap(true, Ordering::AcqRel) {
@@ -213,16 +212,6 @@ impl Notifier {
                 state.log_busy.store(false, Ordering::Release);
             });
         }
-    }
-
-    /// Installs the policy check for provider events (once).
-    pub fn set_access(&self, access: Access) {
-        let _ = self.access.set(access);
-    }
-
-    /// Installs the policy check for resource URIs (once).
-    pub fn set_uri_access(&self, access: Access) {
-        let _ = self.uri_access.set(access);
     }
 
     pub fn add_sink(&self, sink: SubscriptionSink, caller: pb::Caller) -> u64 {

@@ -20,6 +20,8 @@ mod observe;
 mod status;
 mod visibility;
 
+pub use visibility::Visibility;
+
 use observe::CallFacts;
 pub use observe::Outcome;
 
@@ -31,7 +33,6 @@ use crate::{
     drain::Drain,
     error::GatewayError,
     naming::UriMap,
-    policy::Policy,
     ratelimit::RateLimits,
     redact::{LoggingConfig, Redactor},
     registry::Registry,
@@ -77,8 +78,8 @@ pub struct Dispatcher {
     audit: Option<AuditLog>,
     audit_stream: Option<crate::audit_nats::AuditStream>,
     analytics: Arc<Analytics>,
-    /// Swapped whole on reload: a request sees one policy throughout.
-    policy: ArcSwap<Policy>,
+    /// Who sees what (the policy in force), shared with the notifier.
+    visibility: Arc<Visibility>,
     /// Swapped whole on reload (fresh buckets).
     limits: ArcSwap<RateLimits>,
     /// Whether and how arguments appear in logs; swapped on reload.
@@ -92,6 +93,7 @@ impl Dispatcher {
         audit: Option<AuditLog>,
         audit_stream: Option<crate::audit_nats::AuditStream>,
         analytics: Arc<Analytics>,
+        visibility: Arc<Visibility>,
     ) -> Self {
         Self {
             registry,
@@ -100,7 +102,7 @@ impl Dispatcher {
             audit,
             audit_stream,
             analytics,
-            policy: Default::default(),
+            visibility,
             limits: ArcSwap::from_pointee(RateLimits::new(&Default::default())),
             redactor: Default::default(),
         }
@@ -116,16 +118,10 @@ impl Dispatcher {
         self.redactor.store(Arc::new(Redactor::new(cfg)));
     }
 
-    /// Authorization and rate limits (both allow everything by default).
-    pub fn with_security(self, policy: Arc<Policy>, limits: Arc<RateLimits>) -> Self {
-        self.set_policy(policy);
+    /// Rate limits (none by default).
+    pub fn with_limits(self, limits: Arc<RateLimits>) -> Self {
         self.set_limits(limits);
         self
-    }
-
-    /// Replaces the authorization policy (config reload).
-    pub fn set_policy(&self, policy: Arc<Policy>) {
-        self.policy.store(policy);
     }
 
     /// Replaces the rate limits, with fresh buckets (config reload).
@@ -137,8 +133,9 @@ impl Dispatcher {
         self.limits.load_full()
     }
 
-    pub fn policy(&self) -> Arc<Policy> {
-        self.policy.load_full()
+    /// Who sees what: every list, lookup and notification asks this.
+    pub fn visibility(&self) -> &Arc<Visibility> {
+        &self.visibility
     }
 
     pub fn analytics(&self) -> &Arc<Analytics> {
@@ -191,7 +188,7 @@ impl Dispatcher {
         meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
-        let entry = self.visible_tool(&cx.caller, name)?;
+        let entry = self.visibility.visible_tool(&cx.caller, name)?;
         let exposed = entry.tool.name.clone();
         let _ = trace.item.set(exposed.to_string());
         let _ = trace.provider.set(entry.upstream.name().to_string());
@@ -234,7 +231,9 @@ impl Dispatcher {
                 trace
                     .cached
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                return Ok(self.without_hidden(&cx.caller, CallToolResult::clone(&hit)));
+                return Ok(self
+                    .visibility
+                    .without_hidden(&cx.caller, CallToolResult::clone(&hit)));
             }
             metrics::counter!("mcp_gateway_cache_misses_total", &labels).increment(1);
         }
@@ -318,7 +317,7 @@ impl Dispatcher {
         {
             cache.insert(key, mapped.clone());
         }
-        Ok(self.without_hidden(&cx.caller, mapped))
+        Ok(self.visibility.without_hidden(&cx.caller, mapped))
     }
 
     fn map_tool_result(
@@ -386,7 +385,10 @@ impl Dispatcher {
         let trace = CallFacts::default();
         let work = async {
             let route = self.catalog().route(uri)?.clone();
-            if !self.visible_resource(&cx.caller, route.upstream.name(), uri) {
+            if !self
+                .visibility
+                .visible_resource(&cx.caller, route.upstream.name(), uri)
+            {
                 return Err(GatewayError::UnknownResource(uri.to_string()));
             }
             let _ = trace.provider.set(route.upstream.name().to_string());
@@ -420,7 +422,7 @@ impl Dispatcher {
                     detail,
                 })?
                 .into_iter()
-                .filter(|c| self.sees_contents(&cx.caller, c))
+                .filter(|c| self.visibility.sees_contents(&cx.caller, c))
                 .collect();
             Ok(ReadResourceResult::new(contents))
         };
@@ -446,7 +448,7 @@ impl Dispatcher {
         cx.adopt_parent(&span);
         let trace = CallFacts::default();
         let work = async {
-            let entry = self.visible_prompt(&cx.caller, name)?;
+            let entry = self.visibility.visible_prompt(&cx.caller, name)?;
             let _ = trace.item.set(entry.exposed.to_string());
             let _ = trace.provider.set(entry.upstream.name().to_string());
             let mut arguments = std::collections::HashMap::new();
@@ -485,7 +487,7 @@ impl Dispatcher {
                     detail,
                 })?
                 .into_iter()
-                .filter(|m| self.shows(&cx.caller, &m.content))
+                .filter(|m| self.visibility.shows(&cx.caller, &m.content))
                 .collect();
             let mut out = GetPromptResult::new(messages);
             if !resp.description.is_empty() {

@@ -5,13 +5,46 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use mcp_gateway_proto::provider as pb;
 use rmcp::model::{CallToolResult, ContentBlock};
 
-use super::Dispatcher;
-use crate::{error::GatewayError, policy::Kind};
+use crate::{
+    catalog::Catalog,
+    error::GatewayError,
+    policy::{Kind, Policy},
+    registry::Registry,
+};
 
-impl Dispatcher {
+/// The policy in force and the catalog it is applied to. One value, shared
+/// by the dispatcher (calls, lists) and the notifier (events).
+pub struct Visibility {
+    /// Swapped whole on reload: a request sees one policy throughout.
+    policy: ArcSwap<Policy>,
+    registry: Arc<Registry>,
+}
+
+impl Visibility {
+    pub fn new(registry: Arc<Registry>, policy: Arc<Policy>) -> Self {
+        Self {
+            policy: ArcSwap::new(policy),
+            registry,
+        }
+    }
+
+    /// Replaces the authorization policy (config reload).
+    pub fn set_policy(&self, policy: Arc<Policy>) {
+        self.policy.store(policy);
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    fn catalog(&self) -> arc_swap::Guard<Arc<Catalog>> {
+        self.registry.catalog()
+    }
+
     /// Whether `caller` may see and use an item; lists filter with this.
     pub fn visible(&self, caller: &pb::Caller, kind: Kind, provider: &str, name: &str) -> bool {
         self.policy.load().allows(caller, kind, provider, name)
@@ -40,7 +73,7 @@ impl Dispatcher {
 
     /// A result's resource links and embedded resources that `caller` may
     /// not see are left out: a hidden URI is unknown everywhere.
-    pub(super) fn shows(&self, caller: &pb::Caller, block: &ContentBlock) -> bool {
+    pub(crate) fn shows(&self, caller: &pb::Caller, block: &ContentBlock) -> bool {
         match block {
             ContentBlock::ResourceLink(r) => self.sees_uri(caller, &r.uri),
             ContentBlock::Resource(e) => self.sees_contents(caller, &e.resource),
@@ -48,7 +81,7 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn sees_contents(
+    pub(crate) fn sees_contents(
         &self,
         caller: &pb::Caller,
         c: &rmcp::model::ResourceContents,
@@ -63,7 +96,7 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn without_hidden(
+    pub(crate) fn without_hidden(
         &self,
         caller: &pb::Caller,
         mut r: CallToolResult,
@@ -112,7 +145,7 @@ impl Dispatcher {
     /// Resolves a tool name as `caller` may see it: a hidden tool answers
     /// exactly like an unknown one, ambiguity lists only visible tools,
     /// and a hidden tool of a down provider is not reported unavailable.
-    pub(super) fn visible_tool(
+    pub(crate) fn visible_tool(
         &self,
         caller: &pb::Caller,
         name: &str,
@@ -130,7 +163,7 @@ impl Dispatcher {
     }
 
     /// Like [`Self::visible_tool`], for prompts.
-    pub(super) fn visible_prompt(
+    pub(crate) fn visible_prompt(
         &self,
         caller: &pb::Caller,
         name: &str,
@@ -152,7 +185,7 @@ impl Dispatcher {
     /// candidates, and a down provider's tombstone shows only to callers
     /// allowed to see that provider.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn resolve_visible<'c, E: 'c>(
+    pub(crate) fn resolve_visible<'c, E: 'c>(
         &self,
         caller: &pb::Caller,
         kind: Kind,

@@ -602,7 +602,8 @@ async fn usage(
             };
             d.analytics().usage_of(window, |tool, provider, principal| {
                 principal == id.principal
-                    && d.visible(&caller, crate::policy::Kind::Tool, provider, tool)
+                    && d.visibility()
+                        .visible(&caller, crate::policy::Kind::Tool, provider, tool)
             })
         }
     };

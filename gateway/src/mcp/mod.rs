@@ -225,8 +225,12 @@ impl ServerHandler for GatewayHandler {
             .iter()
             .filter(|t| {
                 cat.tool(&t.name).is_ok_and(|e| {
-                    self.dispatcher
-                        .visible(&caller, Kind::Tool, e.upstream.name(), &t.name)
+                    self.dispatcher.visibility().visible(
+                        &caller,
+                        Kind::Tool,
+                        e.upstream.name(),
+                        &t.name,
+                    )
                 })
             })
             .cloned()
@@ -238,7 +242,7 @@ impl ServerHandler for GatewayHandler {
     /// sees the caller; under a policy that could reveal a hidden tool, so
     /// then no schema is offered (the dispatcher still validates arguments).
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        if !self.dispatcher.policy().is_open() {
+        if !self.dispatcher.visibility().policy().is_open() {
             return None;
         }
         self.dispatcher
@@ -280,7 +284,7 @@ impl ServerHandler for GatewayHandler {
         let mut items: Vec<Resource> = cat
             .resources_list
             .iter()
-            .filter(|r| self.dispatcher.sees_uri(&caller, &r.uri))
+            .filter(|r| self.dispatcher.visibility().sees_uri(&caller, &r.uri))
             .cloned()
             .collect();
         items.push(Self::recent_resource());
@@ -298,7 +302,11 @@ impl ServerHandler for GatewayHandler {
             .catalog()
             .templates_list
             .iter()
-            .filter(|t| self.dispatcher.sees_uri(&caller, &t.uri_template))
+            .filter(|t| {
+                self.dispatcher
+                    .visibility()
+                    .sees_uri(&caller, &t.uri_template)
+            })
             .cloned()
             .collect();
         Ok(ListResourceTemplatesResult::with_all_items(items))
@@ -320,8 +328,8 @@ impl ServerHandler for GatewayHandler {
                 let updated = (r["type"] == crate::events::RESOURCE_UPDATED)
                     .then(|| r["subject"].as_str())
                     .flatten();
-                provider.is_none_or(|p| self.dispatcher.sees_provider(&caller, p))
-                    && updated.is_none_or(|uri| self.dispatcher.sees_uri(&caller, uri))
+                provider.is_none_or(|p| self.dispatcher.visibility().sees_provider(&caller, p))
+                    && updated.is_none_or(|uri| self.dispatcher.visibility().sees_uri(&caller, uri))
             });
             let json = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
             let text = ResourceContents::text(json, RECENT_URI).with_mime_type("application/json");
@@ -347,8 +355,12 @@ impl ServerHandler for GatewayHandler {
             .iter()
             .filter(|p| {
                 cat.prompt(&p.name).is_ok_and(|e| {
-                    self.dispatcher
-                        .visible(&caller, Kind::Prompt, e.upstream.name(), &p.name)
+                    self.dispatcher.visibility().visible(
+                        &caller,
+                        Kind::Prompt,
+                        e.upstream.name(),
+                        &p.name,
+                    )
                 })
             })
             .cloned()
@@ -381,7 +393,7 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), McpError> {
         // A hidden URI is accepted like an unknown one, and never notified.
         let caller = self.request_cx(&ctx).caller;
-        if self.dispatcher.sees_uri(&caller, &request.uri) {
+        if self.dispatcher.visibility().sees_uri(&caller, &request.uri) {
             self.session.subscribe(&request.uri);
         }
         Ok(())
