@@ -332,12 +332,7 @@ impl Dispatcher {
             provider: provider.to_string(),
             detail,
         };
-        let content = r
-            .content
-            .into_iter()
-            .map(|c| convert::content(c, uris))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
+        let content = convert_all(provider, r.content, |c| convert::content(c, uris), |_| true)?;
         let structured = convert::json_opt(&r.structured_content)
             .map_err(|e| bad(format!("structured_content: {e}")))?;
         if let (Some(schema), false) = (output, r.is_error) {
@@ -412,18 +407,12 @@ impl Dispatcher {
                     } => GatewayError::UnknownResource(uri.to_string()),
                     e => e,
                 })?;
-            let contents = resp
-                .contents
-                .into_iter()
-                .map(|c| convert::resource_contents(c, &route.uris))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|detail| GatewayError::BadProviderResponse {
-                    provider: up.name().to_string(),
-                    detail,
-                })?
-                .into_iter()
-                .filter(|c| self.visibility.sees_contents(&cx.caller, c))
-                .collect();
+            let contents = convert_all(
+                up.name(),
+                resp.contents,
+                |c| convert::resource_contents(c, &route.uris),
+                |c| self.visibility.sees_contents(&cx.caller, c),
+            )?;
             Ok(ReadResourceResult::new(contents))
         };
         self.observe("resources/read", uri, cx, &trace, work)
@@ -477,18 +466,12 @@ impl Dispatcher {
                     || up.get_prompt(req.clone(), &cx.correlation_id, cx.traceparent.as_deref()),
                 )
                 .await?;
-            let messages = resp
-                .messages
-                .into_iter()
-                .map(|m| convert::prompt_message(m, &entry.uris))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|detail| GatewayError::BadProviderResponse {
-                    provider: up.name().to_string(),
-                    detail,
-                })?
-                .into_iter()
-                .filter(|m| self.visibility.shows(&cx.caller, &m.content))
-                .collect();
+            let messages = convert_all(
+                up.name(),
+                resp.messages,
+                |m| convert::prompt_message(m, &entry.uris),
+                |m| self.visibility.shows(&cx.caller, &m.content),
+            )?;
             let mut out = GetPromptResult::new(messages);
             if !resp.description.is_empty() {
                 out = out.with_description(resp.description);
@@ -556,4 +539,25 @@ impl Dispatcher {
     pub fn in_flight(&self) -> usize {
         self.drain.active()
     }
+}
+
+/// A provider's items in MCP form, keeping those `keep` admits; one that
+/// does not convert makes the whole answer a bad provider response.
+fn convert_all<P, T>(
+    provider: &str,
+    items: Vec<P>,
+    convert: impl Fn(P) -> Result<T, String>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, GatewayError> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let item = convert(item).map_err(|detail| GatewayError::BadProviderResponse {
+            provider: provider.to_string(),
+            detail,
+        })?;
+        if keep(&item) {
+            out.push(item);
+        }
+    }
+    Ok(out)
 }
