@@ -121,7 +121,7 @@ pub struct ToolEntry {
     /// Set only for read-only tools the provider's config opts in.
     pub cache: Option<Arc<crate::cache::ResultCache>>,
     /// The input schema names SEP-2243 `x-mcp-header` parameters, which
-    /// rmcp checks against `Mcp-Param-*` headers (so no HTTP fast path).
+    /// the HTTP front door checks against `Mcp-Param-*` headers.
     pub param_headers: bool,
 }
 

@@ -72,9 +72,37 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
     <&RawValue>::deserialize(d).map(Some)
 }
 
+/// One well-formed message, borrowing from the bytes it came in.
+#[derive(Debug)]
+pub(crate) enum Message<'a> {
+    Request(Request<'a>),
+    Notification {
+        method: String,
+        params: Option<&'a RawValue>,
+    },
+    /// A client's answer to a server request.
+    Response,
+}
+
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    /// As sent: echoed back verbatim.
+    pub id: &'a RawValue,
+    pub method: String,
+    pub params: Option<&'a RawValue>,
+    /// The params, when the framing check had to read them.
+    pub checked: Option<Value>,
+}
+
 /// Checks one message (an HTTP body or a stdio line). `per_request`: the
 /// transport already knows it is a 2026-07-28 request (an HTTP header).
+#[cfg(test)]
 pub(crate) fn check(message: &[u8], per_request: bool) -> Result<(), Rejection> {
+    decode(message, per_request).map(drop)
+}
+
+/// [`check`], keeping what was read.
+pub(crate) fn decode(message: &[u8], per_request: bool) -> Result<Message<'_>, Rejection> {
     let text = std::str::from_utf8(message)
         .map_err(|e| Rejection::Parse(format!("the message is not UTF-8 ({e})")))?;
     if nesting(text) > MAX_DEPTH {
@@ -101,27 +129,47 @@ pub(crate) fn check(message: &[u8], per_request: bool) -> Result<(), Rejection> 
     let id = match env.id {
         None => None,
         Some(raw) => {
-            let id: Value = serde_json::from_str(raw.get()).map_err(parse_error)?;
-            if !(id.is_string() || id.is_i64() || id.is_u64()) {
+            let first = raw.get().as_bytes().first();
+            let integer = || {
+                let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                v.is_i64() || v.is_u64()
+            };
+            if !(first == Some(&b'"') || integer()) {
                 return Err(Rejection::Invalid(
                     "`id` must be a string or an integer".into(),
                 ));
             }
-            Some(id)
+            Some(raw)
         }
     };
     let Some(method) = env.method else {
         if id.is_some() && (env.result.is_some() || env.error.is_some()) {
-            return Ok(()); // a response to one of our requests
+            return Ok(Message::Response); // a response to one of our requests
         }
         return Err(Rejection::Invalid("`method` is missing".into()));
     };
     let method: String = serde_json::from_str(method.get())
         .map_err(|_| Rejection::Invalid("`method` must be a string".into()))?;
     let Some(id) = id else {
-        return Ok(()); // notifications get no answer, so no params check
+        // Notifications get no answer, so no params check.
+        return Ok(Message::Notification {
+            method,
+            params: env.params,
+        });
     };
-    params(&method, env.params, per_request).map_err(|rule| Rejection::Params { id, method, rule })
+    match params(&method, env.params, per_request) {
+        Ok(checked) => Ok(Message::Request(Request {
+            id,
+            method,
+            params: env.params,
+            checked,
+        })),
+        Err(rule) => Err(Rejection::Params {
+            id: serde_json::from_str(id.get()).unwrap_or(Value::Null),
+            method,
+            rule,
+        }),
+    }
 }
 
 /// Well below serde_json's own limit (128), which the MCP layer's decoder
@@ -170,7 +218,11 @@ const SESSION_ONLY: [&str; 3] = [
 const PER_REQUEST_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// The shape of the params of the methods the gateway serves.
-fn params(method: &str, params: Option<&RawValue>, per_request: bool) -> Result<(), String> {
+fn params(
+    method: &str,
+    params: Option<&RawValue>,
+    per_request: bool,
+) -> Result<Option<Value>, String> {
     let fields: &[(&str, Field)] = match method {
         "tools/call" => &[("name", Field::String), ("arguments", Field::OptObject)],
         "prompts/get" => &[("name", Field::String), ("arguments", Field::OptStrings)],
@@ -178,7 +230,7 @@ fn params(method: &str, params: Option<&RawValue>, per_request: bool) -> Result<
             &[("uri", Field::String)]
         }
         "logging/setLevel" => &[("level", Field::Level)],
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let params: Value = match params {
         None => Value::Null,
@@ -189,15 +241,15 @@ fn params(method: &str, params: Option<&RawValue>, per_request: bool) -> Result<
             .get("_meta")
             .is_some_and(|m| m.get(PER_REQUEST_VERSION).is_some());
     if stateless && SESSION_ONLY.contains(&method) {
-        return Ok(());
+        return Ok(None);
     }
-    let Value::Object(params) = params else {
+    let Value::Object(object) = &params else {
         return Err("`params` must be an object".into());
     };
     for (name, field) in fields {
-        field.check(name, params.get(*name))?;
+        field.check(name, object.get(*name))?;
     }
-    Ok(())
+    Ok(Some(params))
 }
 
 #[derive(Clone, Copy)]

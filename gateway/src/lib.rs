@@ -23,11 +23,11 @@ pub mod dispatch;
 pub mod drain;
 pub mod error;
 pub mod events;
+mod front;
 mod guard;
 pub mod http;
 mod jsonrpc;
 pub mod launch;
-pub mod mcp;
 mod memory;
 pub mod naming;
 mod nats;
@@ -46,8 +46,6 @@ mod tls_watch;
 pub mod upstream;
 
 use std::sync::Arc;
-
-use rmcp::ServiceExt;
 
 use crate::{
     config::Config, dispatch::Dispatcher, events::Events, notify::Notifier, registry::Registry,
@@ -259,8 +257,9 @@ impl Gateway {
         self.inner.auth.load_full()
     }
 
-    pub fn handler(&self) -> mcp::GatewayHandler {
-        mcp::GatewayHandler::new(
+    /// The MCP server side every front door drives.
+    pub(crate) fn engine(&self) -> front::engine::Engine {
+        front::engine::Engine::new(
             self.dispatcher().clone(),
             self.notifier().clone(),
             self.events().clone(),
@@ -287,53 +286,28 @@ impl Gateway {
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let stdio::Stdio {
-            input,
-            output,
-            eof,
-            gone,
-        } = stdio::pump(tokio::io::stdin(), tokio::io::stdout());
-        let running = self
-            .handler()
-            .with_identity(self.auth().stdio_identity())
-            .with_closing(eof.clone())
-            .serve((input, output))
-            .await
-            .map_err(|e| ServeError::Mcp(e.to_string()))?;
         tracing::info!("serving MCP over stdio");
-        let ct = running.cancellation_token();
-        let mut session = tokio::spawn(running.waiting());
-        tokio::select! {
-            r = &mut session => {
-                self.stop().await;
-                r.map_err(|e| ServeError::Mcp(e.to_string()))?
-                    .map_err(|e| ServeError::Mcp(e.to_string()))?;
-                return Ok(());
+        let grace = self.config().shutdown_grace;
+        let dispatcher = self.dispatcher().clone();
+        let shutdown = async move {
+            shutdown.await;
+            if !dispatcher.drain(grace).await {
+                tracing::warn!("grace period over; abandoning calls");
             }
-            _ = shutdown => {
-                if !self.dispatcher().drain(self.config().shutdown_grace).await {
-                    tracing::warn!("grace period over; abandoning calls");
-                }
-            }
-            // Input ended: answers already on their way get a moment to
-            // flush, then the session ends rather than waiting on rmcp's
-            // drain for subscriptions that can no longer be served.
-            _ = async { eof.cancelled().await; tokio::time::sleep(STDIO_EOF_GRACE).await } => {}
-            // Nobody reads our answers: stop taking work; cancelling the
-            // session cancels every call in flight.
-            _ = gone.cancelled() => {}
-        }
-        ct.cancel();
-        // rmcp's own drain can wait 5 s for subscription handles it still
-        // counts; everything answerable has been answered by now.
-        let _ = tokio::time::timeout(STDIO_EOF_GRACE, session).await;
+        };
+        stdio::serve(
+            Arc::new(self.engine()),
+            self.auth().stdio_identity(),
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            shutdown,
+            grace,
+        )
+        .await;
         self.stop().await;
         Ok(())
     }
 }
-
-/// How long a stdio session may take to finish after stdin closes.
-const STDIO_EOF_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// A fresh correlation ID (UUID v4, simple form).
 pub fn new_correlation_id() -> String {

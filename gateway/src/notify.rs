@@ -1,41 +1,105 @@
 //! Who to tell when the catalog changes or an event arrives: 2025-11-25
-//! session peers (with their `resources/subscribe` URIs and log level), and
-//! 2026-07-28 `subscriptions/listen` streams.
+//! sessions (with their `resources/subscribe` URIs and log level), and
+//! 2026-07-28 `subscriptions/listen` streams. Messages are serialized here
+//! once and handed to each client's [`Outbox`] as bytes; a client that does
+//! not read loses messages rather than growing the gateway.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
+use bytes::Bytes;
 #[allow(deprecated)] // logging is deprecated in rmcp, still valid for 2025-11-25
-use rmcp::model::{
-    LoggingLevel, LoggingMessageNotificationParam, ResourceUpdatedNotificationParam,
-};
-use rmcp::{Peer, RoleServer, service::SubscriptionSink};
-use tokio::sync::broadcast;
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::{catalog::ListChanges, dispatch::Visibility};
 use mcp_gateway_proto::provider as pb;
 
-/// One slow client must not hold up the others.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages kept for a session's stream: replayed on reconnection
+/// (`Last-Event-ID`) and delivered when a stream opens after they were sent.
+const KEPT: usize = 64;
+/// Messages in flight to one stream before further ones are dropped.
+const STREAM_QUEUE: usize = 64;
 
-/// What one 2025-11-25 session asked for.
-#[derive(Debug, Default)]
+/// Where one client's server-initiated messages go: a live stream when one
+/// is attached, and the last few messages, numbered, for replay.
+#[derive(Default)]
+pub struct Outbox {
+    inner: Mutex<Ring>,
+}
+
+#[derive(Default)]
+struct Ring {
+    next: u64,
+    kept: VecDeque<(u64, Bytes)>,
+    /// The newest message a stream took.
+    delivered: u64,
+    live: Option<mpsc::Sender<(u64, Bytes)>>,
+}
+
+impl Outbox {
+    /// Queues `message`; `false` when it was dropped (a full stream).
+    pub fn push(&self, message: Bytes) -> bool {
+        let mut r = self.inner.lock().expect("outbox");
+        r.next += 1;
+        let id = r.next;
+        if r.kept.len() == KEPT {
+            r.kept.pop_front();
+        }
+        r.kept.push_back((id, message.clone()));
+        let Some(live) = &r.live else { return true };
+        match live.try_send((id, message)) {
+            Ok(()) => {
+                r.delivered = id;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                r.live = None;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("mcp_gateway_notifications_dropped_total").increment(1);
+                false
+            }
+        }
+    }
+
+    /// Attaches a new stream (replacing any other): first the kept messages
+    /// after `after` (default: those no stream took yet), then live ones.
+    pub fn attach(&self, after: Option<u64>) -> mpsc::Receiver<(u64, Bytes)> {
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE + KEPT);
+        let mut r = self.inner.lock().expect("outbox");
+        let from = after.unwrap_or(r.delivered);
+        for (id, m) in r.kept.iter().filter(|(id, _)| *id > from) {
+            let _ = tx.try_send((*id, m.clone()));
+        }
+        r.delivered = r.next;
+        r.live = Some(tx);
+        rx
+    }
+
+    /// Ends the attached stream.
+    pub fn detach(&self) {
+        self.inner.lock().expect("outbox").live = None;
+    }
+}
+
+/// What one 2025-11-25 session asked for, and where its messages go.
+#[derive(Default)]
 pub struct SessionState {
     uris: Mutex<HashSet<String>>,
     /// Minimum `notifications/message` severity (rank). None: the session
     /// never asked (`logging/setLevel`), so it gets no log messages.
     log_level: Mutex<Option<u8>>,
-    /// A log message is on its way: the next one is dropped rather than
-    /// queued, so a client that does not read cannot grow the gateway.
-    log_busy: std::sync::atomic::AtomicBool,
     /// Who the session's latest request came from, for event filtering.
     caller: Mutex<Option<pb::Caller>>,
+    pub outbox: Outbox,
 }
 
 impl SessionState {
@@ -71,7 +135,7 @@ impl SessionState {
 
     #[allow(deprecated)]
     pub fn set_log_level(&self, level: LoggingLevel) {
-        *self.log_level.lock().expect("level lock") = Some(rank(level));
+        *self.log_level.lock().expect("level lock") = Some(level as u8);
     }
 
     #[allow(deprecated)]
@@ -79,79 +143,109 @@ impl SessionState {
         self.log_level
             .lock()
             .expect("level lock")
-            .is_some_and(|min| rank(level) >= min)
+            .is_some_and(|min| level as u8 >= min)
     }
 }
 
-#[allow(deprecated)]
-fn rank(level: LoggingLevel) -> u8 {
-    level as u8
+/// What a 2026-07-28 `subscriptions/listen` stream accepted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+    pub uris: Vec<String>,
 }
 
-struct PeerEntry {
-    peer: Peer<RoleServer>,
-    state: Arc<SessionState>,
+struct Listener {
+    filter: Filter,
+    caller: pb::Caller,
+    /// The listen request's id, raw JSON: `_meta.subscriptionId`.
+    id: Box<serde_json::value::RawValue>,
+    tx: mpsc::Sender<Bytes>,
 }
 
 pub struct Notifier {
-    peers: Mutex<Vec<PeerEntry>>,
-    /// 2026-07-28 listen streams, with who opened them.
-    sinks: Mutex<HashMap<u64, (SubscriptionSink, pb::Caller)>>,
+    sessions: Mutex<Vec<Weak<SessionState>>>,
+    listeners: Mutex<HashMap<u64, Listener>>,
     next: AtomicU64,
     /// Who may be told what: the dispatcher's own.
     visibility: Arc<Visibility>,
 }
 
+/// A JSON-RPC notification, serialized.
+pub(crate) fn notification(method: &str, params: Value) -> Bytes {
+    let m = if params.is_null() {
+        json!({"jsonrpc": "2.0", "method": method})
+    } else {
+        json!({"jsonrpc": "2.0", "method": method, "params": params})
+    };
+    Bytes::from(serde_json::to_vec(&m).expect("a notification serializes"))
+}
+
 impl Notifier {
     pub fn new(visibility: Arc<Visibility>) -> Self {
         Self {
-            peers: Mutex::default(),
-            sinks: Mutex::default(),
+            sessions: Mutex::default(),
+            listeners: Mutex::default(),
             next: AtomicU64::default(),
             visibility,
         }
     }
 
-    pub fn add_peer(&self, peer: Peer<RoleServer>, state: Arc<SessionState>) {
-        let mut peers = self.peers.lock().expect("peers lock");
-        peers.retain(|p| !p.peer.is_transport_closed());
-        peers.push(PeerEntry { peer, state });
+    /// Tells `state` about changes from now on, until it is dropped.
+    pub fn add_session(&self, state: &Arc<SessionState>) {
+        let mut s = self.sessions.lock().expect("sessions lock");
+        s.retain(|w| w.strong_count() > 0);
+        s.push(Arc::downgrade(state));
     }
 
-    /// Live peers for which `want` holds.
-    fn live_peers(&self, want: impl Fn(&SessionState) -> bool) -> Vec<Peer<RoleServer>> {
-        self.live_sessions(want)
-            .into_iter()
-            .map(|(p, _)| p)
+    fn live_sessions(&self, want: impl Fn(&SessionState) -> bool) -> Vec<Arc<SessionState>> {
+        let mut s = self.sessions.lock().expect("sessions lock");
+        s.retain(|w| w.strong_count() > 0);
+        s.iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| want(s))
             .collect()
     }
 
-    fn live_sessions(
+    /// Registers a listen stream; messages for it go to `tx`.
+    pub(crate) fn add_listener(
         &self,
-        want: impl Fn(&SessionState) -> bool,
-    ) -> Vec<(Peer<RoleServer>, Arc<SessionState>)> {
-        let mut peers = self.peers.lock().expect("peers lock");
-        peers.retain(|p| !p.peer.is_transport_closed());
-        peers
-            .iter()
-            .filter(|p| want(&p.state))
-            .map(|p| (p.peer.clone(), p.state.clone()))
-            .collect()
+        filter: Filter,
+        caller: pb::Caller,
+        id: Box<serde_json::value::RawValue>,
+        tx: mpsc::Sender<Bytes>,
+    ) -> u64 {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let l = Listener {
+            filter,
+            caller,
+            id,
+            tx,
+        };
+        self.listeners.lock().expect("listeners").insert(key, l);
+        key
     }
 
-    fn all_sinks(&self) -> Vec<SubscriptionSink> {
-        let sinks = self.sinks.lock().expect("sinks lock");
-        sinks.values().map(|(s, _)| s.clone()).collect()
+    pub fn remove_listener(&self, key: u64) {
+        self.listeners.lock().expect("listeners").remove(&key);
     }
 
-    /// Listen streams whose opener may see resource `uri`.
-    fn sinks_seeing(&self, uri: &str) -> Vec<SubscriptionSink> {
-        let sinks = self.sinks.lock().expect("sinks lock");
-        sinks
-            .values()
-            .filter(|(_, caller)| self.visibility.sees_uri(caller, uri))
-            .map(|(s, _)| s.clone())
-            .collect()
+    /// Sends to every listener for which `want` holds, with its subscription id.
+    fn to_listeners(&self, method: &str, params: Value, want: impl Fn(&Listener) -> bool) {
+        let mut listeners = self.listeners.lock().expect("listeners");
+        listeners.retain(|_, l| !l.tx.is_closed());
+        for l in listeners.values().filter(|l| want(l)) {
+            let mut p = params.clone();
+            if !p.is_object() {
+                p = json!({});
+            }
+            let id: Value = serde_json::from_str(l.id.get()).unwrap_or(Value::Null);
+            p["_meta"] = json!({"io.modelcontextprotocol/subscriptionId": id});
+            if l.tx.try_send(notification(method, p)).is_err() {
+                metrics::counter!("mcp_gateway_notifications_dropped_total").increment(1);
+            }
+        }
     }
 
     /// `notifications/resources/updated` for a client-side URI: to sessions
@@ -159,35 +253,15 @@ impl Notifier {
     pub fn resource_updated(&self, uri: &str) {
         // The policy is asked again: it may have hidden the URI since the
         // session subscribed (a reload, or a provider that appeared later).
-        let sees = |s: &SessionState| self.visibility.sees_uri(&s.caller(), uri);
-        for peer in self.live_peers(|s| s.wants(uri) && sees(s)) {
-            let p = ResourceUpdatedNotificationParam::new(uri);
-            tokio::spawn(async move {
-                match tokio::time::timeout(SEND_TIMEOUT, peer.notify_resource_updated(p)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "resource update not delivered"),
-                    Err(_) => tracing::debug!("resource update delivery timed out"),
-                }
-            });
+        let sees = |c: &pb::Caller| self.visibility.sees_uri(c, uri);
+        let params = json!({"uri": uri});
+        let message = notification("notifications/resources/updated", params.clone());
+        for s in self.live_sessions(|s| s.wants(uri) && sees(&s.caller())) {
+            s.outbox.push(message.clone());
         }
-        for sink in self.sinks_seeing(uri) {
-            let wanted = sink
-                .accepted()
-                .resource_subscriptions
-                .as_ref()
-                .is_some_and(|u| u.iter().any(|u| u == uri));
-            if !wanted {
-                continue;
-            }
-            let uri = uri.to_string();
-            tokio::spawn(async move {
-                if let Ok(Err(e)) =
-                    tokio::time::timeout(SEND_TIMEOUT, sink.notify_resource_updated(uri)).await
-                {
-                    tracing::debug!(error = %e, "resource update not delivered to subscription");
-                }
-            });
-        }
+        self.to_listeners("notifications/resources/updated", params, |l| {
+            l.filter.uris.iter().any(|u| u == uri) && sees(&l.caller)
+        });
     }
 
     /// `notifications/message` to 2025-11-25 sessions (2026-07-28 has no
@@ -197,39 +271,22 @@ impl Notifier {
         let visible = |s: &SessionState| {
             provider.is_none_or(|p| self.visibility.sees_provider(&s.caller(), p))
         };
-        for (peer, state) in self.live_sessions(|s| s.logs(param.level) && visible(s)) {
-            if state.log_busy.swap(true, Ordering::AcqRel) {
-                metrics::counter!("mcp_gateway_log_messages_dropped_total").increment(1);
-                continue;
-            }
-            let p = param.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(SEND_TIMEOUT, peer.notify_logging_message(p)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "log message not delivered"),
-                    Err(_) => tracing::debug!("log message delivery timed out"),
-                }
-                state.log_busy.store(false, Ordering::Release);
-            });
+        let targets = self.live_sessions(|s| s.logs(param.level) && visible(s));
+        if targets.is_empty() {
+            return;
         }
-    }
-
-    pub fn add_sink(&self, sink: SubscriptionSink, caller: pb::Caller) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.sinks
-            .lock()
-            .expect("sinks lock")
-            .insert(id, (sink, caller));
-        id
-    }
-
-    pub fn remove_sink(&self, id: u64) {
-        self.sinks.lock().expect("sinks lock").remove(&id);
+        let params = serde_json::to_value(&param).unwrap_or(Value::Null);
+        let message = notification("notifications/message", params);
+        for s in targets {
+            if !s.outbox.push(message.clone()) {
+                metrics::counter!("mcp_gateway_log_messages_dropped_total").increment(1);
+            }
+        }
     }
 
     /// Live sessions plus open subscriptions.
     pub fn count(&self) -> usize {
-        self.live_peers(|_| true).len() + self.sinks.lock().expect("sinks lock").len()
+        self.live_sessions(|_| true).len() + self.listeners.lock().expect("listeners").len()
     }
 
     /// Forwards catalog changes to every client until the registry goes away.
@@ -257,45 +314,59 @@ impl Notifier {
     }
 
     fn notify(&self, ch: ListChanges) {
-        for peer in self.live_peers(|_| true) {
-            tokio::spawn(async move {
-                let send = async {
-                    if ch.tools {
-                        peer.notify_tool_list_changed().await?;
-                    }
-                    if ch.prompts {
-                        peer.notify_prompt_list_changed().await?;
-                    }
-                    if ch.resources {
-                        peer.notify_resource_list_changed().await?;
-                    }
-                    Ok::<_, rmcp::service::ServiceError>(())
-                };
-                match tokio::time::timeout(SEND_TIMEOUT, send).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "list_changed not delivered"),
-                    Err(_) => tracing::debug!("list_changed delivery timed out"),
-                }
+        let kinds = [
+            (ch.tools, "notifications/tools/list_changed"),
+            (ch.prompts, "notifications/prompts/list_changed"),
+            (ch.resources, "notifications/resources/list_changed"),
+        ];
+        let sessions = self.live_sessions(|_| true);
+        for (i, (changed, method)) in kinds.into_iter().enumerate() {
+            if !changed {
+                continue;
+            }
+            let message = notification(method, Value::Null);
+            for s in &sessions {
+                s.outbox.push(message.clone());
+            }
+            self.to_listeners(method, Value::Null, |l| match i {
+                0 => l.filter.tools,
+                1 => l.filter.prompts,
+                _ => l.filter.resources,
             });
         }
-        for sink in self.all_sinks() {
-            tokio::spawn(async move {
-                let send = async {
-                    if ch.tools {
-                        sink.notify_tool_list_changed().await?;
-                    }
-                    if ch.prompts {
-                        sink.notify_prompt_list_changed().await?;
-                    }
-                    if ch.resources {
-                        sink.notify_resource_list_changed().await?;
-                    }
-                    Ok::<_, rmcp::service::SubscriptionSendError>(())
-                };
-                if let Ok(Err(e)) = tokio::time::timeout(SEND_TIMEOUT, send).await {
-                    tracing::debug!(error = %e, "list_changed not delivered to subscription");
-                }
-            });
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_replays_what_no_stream_took_and_resumes_after_an_id() {
+        let o = Outbox::default();
+        o.push(Bytes::from_static(b"1"));
+        o.push(Bytes::from_static(b"2"));
+        let mut rx = o.attach(None);
+        assert_eq!(rx.try_recv().unwrap(), (1, Bytes::from_static(b"1")));
+        assert_eq!(rx.try_recv().unwrap(), (2, Bytes::from_static(b"2")));
+        o.push(Bytes::from_static(b"3"));
+        assert_eq!(rx.try_recv().unwrap().0, 3);
+        // Reconnecting after id 1: 2 and 3 again, nothing twice otherwise.
+        let mut again = o.attach(Some(1));
+        assert_eq!(again.try_recv().unwrap().0, 2);
+        assert_eq!(again.try_recv().unwrap().0, 3);
+        assert!(again.try_recv().is_err());
+        assert!(o.attach(None).try_recv().is_err());
+    }
+
+    #[test]
+    fn a_stream_that_does_not_read_loses_messages_instead_of_growing() {
+        let o = Outbox::default();
+        let _rx = o.attach(None);
+        let sent = (0..STREAM_QUEUE + KEPT + 10)
+            .filter(|_| o.push(Bytes::from_static(b"x")))
+            .count();
+        assert_eq!(sent, STREAM_QUEUE + KEPT);
+        assert_eq!(o.inner.lock().unwrap().kept.len(), KEPT);
     }
 }

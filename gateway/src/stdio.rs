@@ -1,88 +1,34 @@
-//! The stdio transport's framing, owned here rather than by the MCP layer:
-//! newline-delimited JSON-RPC on stdin and stdout.
-//! - Every line from stdin is checked ([`crate::jsonrpc`]); a malformed one
-//!   is answered with `-32700`/`-32600`/`-32602` and logged, not dropped.
+//! MCP over stdin/stdout: newline-delimited JSON-RPC, one client.
+//! - Every line is checked ([`crate::jsonrpc`]); a malformed one is answered
+//!   with `-32700`/`-32600`/`-32602` and logged, not dropped.
 //! - A last line without a newline still counts at EOF.
-//! - EOF on stdin is signalled, so open subscriptions end with the session.
-//! - A failed write to stdout (the parent stopped reading) is signalled: no
-//!   answer can reach anyone, so the session ends and in-flight calls are
-//!   cancelled instead of running on.
-//!
-//! The MCP layer reads and writes the two ends of in-memory pipes.
+//! - 2025-11-25: `initialize` opens the one session; 2026-07-28 requests
+//!   carry their `_meta` and need none.
+//! - Requests run concurrently; answers are written as they finish.
+//! - At EOF, calls in flight finish (within the shutdown grace) and are
+//!   answered; open subscriptions end.
+//! - A failed write to stdout (the parent stopped reading) ends the session
+//!   at once: no answer can reach anyone, so calls in flight are cancelled.
 
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use rmcp::model::{ErrorCode, ErrorData};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream},
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     sync::mpsc,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// Largest line either way: the MCP layer's own limit is the payload limit.
-const PIPE: usize = 64 * 1024;
+use crate::auth::Identity;
+use crate::front::{
+    engine::{self, Call, Engine, Exchange, Reply, error_answer},
+    session::Session,
+};
+use crate::jsonrpc::{self, Message};
 
-/// The MCP layer's ends of the transport, and the signals.
-pub struct Stdio {
-    pub input: DuplexStream,
-    pub output: DuplexStream,
-    /// stdin reached EOF.
-    pub eof: CancellationToken,
-    /// stdout is closed.
-    pub gone: CancellationToken,
-}
-
-/// Starts the two pumps between `stdin`/`stdout` and the MCP layer.
-pub fn pump(
-    stdin: impl AsyncRead + Unpin + Send + 'static,
-    stdout: impl AsyncWrite + Unpin + Send + 'static,
-) -> Stdio {
-    let (input, mut to_mcp) = tokio::io::duplex(PIPE);
-    let (from_mcp, output) = tokio::io::duplex(PIPE);
-    let (answers_tx, answers) = mpsc::channel::<Vec<u8>>(16);
-    let (eof, gone) = (CancellationToken::new(), CancellationToken::new());
-    let signal = eof.clone();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdin);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match lines.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let text = trim_line(&line);
-            if text.is_empty() {
-                continue;
-            }
-            match crate::jsonrpc::check(text, false) {
-                Ok(()) => {
-                    let sent = async {
-                        to_mcp.write_all(text).await?;
-                        to_mcp.write_all(b"\n").await
-                    };
-                    if sent.await.is_err() {
-                        break; // the session ended
-                    }
-                }
-                Err(rejected) => {
-                    tracing::warn!(code = rejected.code(), reason = %rejected, "malformed message on stdin answered with an error");
-                    let mut answer = rejected.to_json().to_string().into_bytes();
-                    answer.push(b'\n');
-                    if answers_tx.send(answer).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to_mcp.shutdown().await;
-        signal.cancel();
-    });
-    tokio::spawn(write_out(from_mcp, answers, stdout, gone.clone()));
-    Stdio {
-        input,
-        output,
-        eof,
-        gone,
-    }
-}
+/// Lines waiting for stdout.
+const QUEUE: usize = 256;
 
 /// The line without its newline (and a `\r` before it).
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -90,29 +36,17 @@ fn trim_line(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Whole lines from the MCP layer and our own answers, in turn, to stdout.
+/// Writes whole lines to stdout until every sender is gone; `gone` fires
+/// when stdout is closed.
 async fn write_out(
-    from_mcp: DuplexStream,
-    mut answers: mpsc::Receiver<Vec<u8>>,
+    mut lines: mpsc::Receiver<Bytes>,
     mut stdout: impl AsyncWrite + Unpin,
     gone: CancellationToken,
 ) {
-    let mut from_mcp = BufReader::new(from_mcp);
-    // Kept across turns: a read cut short by an answer leaves a partial
-    // line here, and the next read appends to it.
-    let mut line = Vec::new();
-    loop {
-        // `None`: a whole line from the MCP layer is in `line`.
-        let answer: Option<Vec<u8>> = tokio::select! {
-            r = from_mcp.read_until(b'\n', &mut line) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(_) => None,
-            },
-            Some(a) = answers.recv() => Some(a),
-        };
-        let out = answer.as_deref().unwrap_or(&line);
+    while let Some(line) = lines.recv().await {
         let written = async {
-            stdout.write_all(out).await?;
+            stdout.write_all(&line).await?;
+            stdout.write_all(b"\n").await?;
             stdout.flush().await
         };
         if let Err(e) = written.await {
@@ -120,43 +54,244 @@ async fn write_out(
             gone.cancel();
             return;
         }
-        if answer.is_none() {
-            line.clear();
+    }
+}
+
+/// The state of the one stdio client.
+struct Client {
+    engine: Arc<Engine>,
+    identity: Arc<Identity>,
+    out: mpsc::Sender<Bytes>,
+    /// The 2025-11-25 session, once `initialize` opened it.
+    session: Option<Arc<Session>>,
+    /// Calls of 2026-07-28 requests, for `notifications/cancelled`.
+    stateless: Arc<Session>,
+    tasks: TaskTracker,
+    /// Ends listen streams (EOF) and cancels calls (stdout gone).
+    closing: CancellationToken,
+    cancel_all: CancellationToken,
+}
+
+impl Client {
+    /// Queues a line in order; only a full queue defers it.
+    fn send(&self, line: Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(line)) = self.out.try_send(line) {
+            let out = self.out.clone();
+            self.tasks.spawn(async move {
+                let _ = out.send(line).await;
+            });
         }
     }
+
+    fn line(&mut self, text: &[u8]) {
+        let request = match jsonrpc::decode(text, false) {
+            Ok(Message::Request(r)) => r,
+            Ok(Message::Notification { method, params }) => {
+                if method == "notifications/cancelled" {
+                    self.engine
+                        .notification(Some(&self.stateless), &method, params);
+                }
+                self.engine
+                    .notification(self.session.as_ref(), &method, params);
+                return;
+            }
+            Ok(Message::Response) => return,
+            Err(rejected) => {
+                tracing::warn!(code = rejected.code(), reason = %rejected, "malformed message on stdin answered with an error");
+                self.send(Bytes::from(rejected.to_json().to_string()));
+                return;
+            }
+        };
+        let call = Call::new(request);
+        if call.method == "initialize" && call.meta_version().is_none() {
+            self.initialize(call);
+            return;
+        }
+        let stateless = call.meta_version().is_some() || call.method == "server/discover";
+        if stateless && let Some(e) = meta_error(&call) {
+            self.send(error_answer(Some(&call.id), &e).body);
+            return;
+        }
+        if !stateless && self.session.is_none() && call.method != "ping" {
+            let e = ErrorData::invalid_request(
+                "initialize first, or send a 2026-07-28 request with its _meta",
+                None,
+            );
+            self.send(error_answer(Some(&call.id), &e).body);
+            return;
+        }
+        let cancel = self.cancel_all.child_token();
+        let tracked = stateless.then(|| self.stateless.track(call.id.get(), cancel.clone()));
+        let x = Exchange {
+            identity: self.identity.clone(),
+            correlation_id: crate::new_correlation_id(),
+            traceparent: None,
+            session: if stateless {
+                None
+            } else {
+                self.session.clone()
+            },
+            early: Some(self.out.clone()),
+            cancel,
+        };
+        let engine = self.engine.clone();
+        let out = self.out.clone();
+        let closing = self.closing.clone();
+        self.tasks.spawn(async move {
+            let _tracked = tracked;
+            match engine.request(x, call).await {
+                Reply::Answer(a) => {
+                    let _ = out.send(a.body).await;
+                }
+                Reply::Listen(l) => {
+                    let engine::Listen {
+                        first,
+                        mut rx,
+                        registration,
+                    } = l;
+                    let _registration = registration;
+                    if out.send(first).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        tokio::select! {
+                            m = rx.recv() => match m {
+                                Some(m) => if out.send(m).await.is_err() { return },
+                                None => return,
+                            },
+                            _ = closing.cancelled() => return,
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn initialize(&mut self, call: Call) {
+        let asked = call
+            .params
+            .get("protocolVersion")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let session = Session::single(Engine::negotiate(asked));
+        let a = self.engine.initialize(&call, &session, &self.identity);
+        // Server messages (list changes, logs, resource updates) go out as
+        // they come.
+        let mut rx = session.state.outbox.attach(None);
+        let out = self.out.clone();
+        let closing = self.closing.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Some((_, m)) => if out.send(m).await.is_err() { return },
+                        None => return,
+                    },
+                    _ = closing.cancelled() => return,
+                }
+            }
+        });
+        if let Some(old) = self.session.replace(session) {
+            old.ended.cancel();
+        }
+        self.send(a.body);
+    }
+}
+
+/// What is wrong with a 2026-07-28 request's `_meta`, if anything.
+fn meta_error(call: &Call) -> Option<ErrorData> {
+    let missing = call.missing_meta();
+    if !missing.is_empty() {
+        return Some(ErrorData::invalid_params(
+            format!(
+                "request _meta is missing or has malformed required fields: {}",
+                missing.join(", ")
+            ),
+            None,
+        ));
+    }
+    match call.meta_version() {
+        Some(v) if v != engine::PER_REQUEST => Some(ErrorData::new(
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
+            format!("unsupported protocol version {v}"),
+            Some(serde_json::json!({"supported": [engine::PER_REQUEST], "requested": v})),
+        )),
+        _ => None,
+    }
+}
+
+/// Serves one client on `stdin`/`stdout` until EOF, a closed stdout, or
+/// `shutdown`.
+pub(crate) async fn serve(
+    engine: Arc<Engine>,
+    identity: Identity,
+    stdin: impl AsyncRead + Unpin + Send + 'static,
+    stdout: impl AsyncWrite + Unpin + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+) {
+    let (out, lines) = mpsc::channel(QUEUE);
+    let gone = CancellationToken::new();
+    let writer = tokio::spawn(write_out(lines, stdout, gone.clone()));
+    let mut client = Client {
+        engine,
+        identity: Arc::new(identity),
+        out,
+        session: None,
+        stateless: Session::single(engine::PER_REQUEST),
+        tasks: TaskTracker::new(),
+        closing: CancellationToken::new(),
+        cancel_all: CancellationToken::new(),
+    };
+    let mut input = BufReader::new(stdin);
+    let mut line = Vec::new();
+    tokio::pin!(shutdown);
+    let stopped = loop {
+        line.clear();
+        tokio::select! {
+            r = input.read_until(b'\n', &mut line) => match r {
+                Ok(0) | Err(_) => break false,
+                Ok(_) => {
+                    let text = trim_line(&line);
+                    if !text.is_empty() {
+                        client.line(text);
+                    }
+                }
+            },
+            _ = gone.cancelled() => break true,
+            _ = &mut shutdown => break false,
+        }
+    };
+    // Input ended: subscriptions end; calls in flight finish and are
+    // answered, unless nobody can read the answers.
+    client.closing.cancel();
+    client.tasks.close();
+    if stopped {
+        client.cancel_all.cancel();
+    }
+    tokio::select! {
+        _ = client.tasks.wait() => {}
+        _ = gone.cancelled() => client.cancel_all.cancel(),
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period over; abandoning calls");
+            client.cancel_all.cancel();
+        }
+    }
+    if let Some(s) = &client.session {
+        s.ended.cancel();
+    }
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
+    use super::trim_line;
 
-    #[tokio::test]
-    async fn good_lines_reach_the_mcp_layer_bad_ones_are_answered() {
-        let input = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\n{bad\n\n[]\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}";
-        let (stdout, mut parent) = tokio::io::duplex(PIPE);
-        let mut s = pump(&input[..], stdout);
-        let mut got = String::new();
-        s.input.read_to_string(&mut got).await.unwrap();
-        assert_eq!(
-            got,
-            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n",
-            "the last line counts without its newline"
-        );
-        s.eof.cancelled().await;
-        s.output.write_all(b"{\"answer\":1}\n").await.unwrap();
-        drop(s.output);
-        let mut out = String::new();
-        parent.read_to_string(&mut out).await.unwrap();
-        let lines: Vec<serde_json::Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let codes: Vec<_> = lines
-            .iter()
-            .filter_map(|l| l["error"]["code"].as_i64())
-            .collect();
-        assert_eq!(codes, [-32700, -32600]);
-        assert!(lines.iter().any(|l| l["answer"] == 1));
+    #[test]
+    fn lines_lose_their_newline_and_carriage_return() {
+        assert_eq!(trim_line(b"{}\r\n"), b"{}");
+        assert_eq!(trim_line(b"{}\n"), b"{}");
+        assert_eq!(trim_line(b"{}"), b"{}");
     }
 }

@@ -9,32 +9,40 @@ use axum::{
     http::{HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{any, get},
 };
 use mcp_gateway_proto::CORRELATION_ID_HEADER;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::front::{
+    engine::Engine,
+    session::{SessionLimits, Sessions},
+};
 use crate::{Gateway, drain::Drain};
 
+mod admission;
 mod body;
 mod conn;
-mod fast_call;
+mod mcp;
 mod refusal;
-pub(crate) mod sessions;
+mod standard_headers;
 
 use refusal::Refusal;
 
-use sessions::{Opener, Owner, SessionLimits, SessionTable};
+/// Header naming the calling agent.
+const AGENT_HEADER: &str = "x-agent-name";
 
 #[derive(Clone)]
 struct AppState {
     gateway: Gateway,
     /// MCP POST/DELETE exchanges whose response body is still being sent.
     exchanges: Arc<Drain>,
-    fast: Arc<fast_call::FastPath>,
-    sessions: Arc<SessionTable>,
+    engine: Arc<Engine>,
+    admission: Arc<admission::Admission>,
+    sessions: Arc<Sessions>,
+    /// Fires at shutdown, after the drain: open streams end.
+    stop: CancellationToken,
 }
 
 /// `Host` values accepted on `/mcp`: loopback names, the listen address and
@@ -53,25 +61,15 @@ fn allowed_hosts(gateway: &Gateway, local: SocketAddr) -> Option<Vec<String>> {
     Some(hosts)
 }
 
-/// The HTTP app. `exchanges` counts MCP exchanges for draining.
+/// The HTTP app. `exchanges` counts MCP exchanges for draining; `stop`
+/// ends open streams and sessions.
 pub fn router(
     gateway: &Gateway,
     local: SocketAddr,
-    sessions_ct: CancellationToken,
+    stop: CancellationToken,
     exchanges: Arc<Drain>,
 ) -> Router {
-    let handler = gateway.handler();
     let hosts = allowed_hosts(gateway, local);
-    let fast =
-        fast_call::FastPath::new(hosts.as_deref(), gateway.config().limits.max_payload_bytes);
-    let mut config = StreamableHttpServerConfig::default()
-        .with_cancellation_token(sessions_ct)
-        .with_max_request_body_bytes(gateway.config().limits.max_payload_bytes)
-        .with_json_response(true);
-    config = match hosts {
-        Some(hosts) => config.with_allowed_hosts(hosts),
-        None => config.disable_allowed_hosts(),
-    };
     // Browsers send `Origin`; a foreign one is refused (403) so a web page
     // cannot drive a local gateway (DNS rebinding, CSRF).
     let mut origins: Vec<String> = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
@@ -79,34 +77,26 @@ pub fn router(
         .map(String::from)
         .collect();
     origins.extend(gateway.config().allowed_origins.iter().cloned());
-    config = config.with_allowed_origins(origins);
     let limits = &gateway.config().limits;
-    let sessions = Arc::new(SessionTable::new(
+    let sessions = Sessions::new(
         SessionLimits {
             max_sessions: limits.max_sessions,
             max_per_client: limits.max_sessions_per_client,
+            idle: limits.session_idle_timeout,
         },
-        limits.session_idle_timeout,
-    ));
-    let mcp = StreamableHttpService::new(
-        move || Ok(handler.for_new_session()),
-        sessions.clone(),
-        config,
+        stop.clone(),
     );
+    sessions.spawn_reaper();
     let state = AppState {
         gateway: gateway.clone(),
         exchanges,
-        fast: Arc::new(fast),
+        engine: Arc::new(gateway.engine()),
+        admission: Arc::new(admission::Admission::new(hosts.as_deref(), &origins)),
         sessions,
+        stop,
     };
     let mcp = Router::new()
-        .route_service("/mcp", SharedMcp(Arc::new(mcp)))
-        .layer(middleware::from_fn_with_state(state.clone(), own_sessions))
-        .layer(middleware::from_fn_with_state(state.clone(), check_framing))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            fast_call::fast_call,
-        ))
+        .route("/mcp", any(mcp::mcp))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_exchange,
@@ -130,32 +120,6 @@ pub fn router(
         .route(&format!("{PRM_PATH}/mcp"), get(resource_metadata))
         .layer(middleware::from_fn(correlation_id))
         .with_state(state)
-}
-
-/// rmcp's service clones its whole config (the host and origin lists) for
-/// every request, and axum clones a route's service per request as well;
-/// sharing one instance costs a reference count instead (the two clones and
-/// their drops were ~9% of a call's instructions).
-#[derive(Clone)]
-struct SharedMcp(Arc<StreamableHttpService<crate::mcp::GatewayHandler, SessionTable>>);
-
-impl tower::Service<Request> for SharedMcp {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send + 'static>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let mcp = self.0.clone();
-        Box::pin(async move { Ok(mcp.handle(req).await.map(axum::body::Body::new)) })
-    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, drains in-flight
@@ -242,99 +206,6 @@ async fn track_exchange(State(s): State<AppState>, req: Request, next: Next) -> 
         .map(|body| axum::body::Body::new(body::WithGuard::new(body, guard)))
 }
 
-/// Binds 2025-11-25 sessions to their opener. A request naming a session
-/// that is not the caller's gets the same 404 as one naming no live session,
-/// whatever the method (so DELETE cannot end somebody else's session); a
-/// request that opens one is refused with 503 past the session caps.
-async fn own_sessions(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let anonymous = crate::auth::Identity::anonymous();
-    let identity = req
-        .extensions()
-        .get::<crate::auth::Identity>()
-        .unwrap_or(&anonymous);
-    let client = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let owner = Owner::new(s.gateway.auth().config().mode, identity, client);
-    if let Some(id) = req.headers().get(SESSION_HEADER) {
-        if !id.to_str().is_ok_and(|id| s.sessions.owned_by(id, &owner)) {
-            return Refusal::json_rpc(
-                StatusCode::NOT_FOUND,
-                -32001,
-                "session not found: it ended, expired, or was never opened; initialize again",
-            )
-            .into_response();
-        }
-        return next.run(req).await;
-    }
-    if req.method() != axum::http::Method::POST {
-        return next.run(req).await;
-    }
-    match Opener::scope(owner, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(refused) => {
-            tracing::warn!(reason = %refused, "new session refused");
-            Refusal::json_rpc(
-                StatusCode::SERVICE_UNAVAILABLE,
-                -32000,
-                &refused.to_string(),
-            )
-            .into_response()
-        }
-    }
-}
-
-const SESSION_HEADER: &str = "mcp-session-id";
-
-/// JSON-RPC framing before the MCP layer decodes a POST body (see
-/// [`crate::jsonrpc`]): malformed messages get HTTP 400 with `-32700` or
-/// `-32600`, mistyped params of a known method `-32602` naming the field,
-/// an unreadable body (a broken chunked encoding) 400, an oversized one 413.
-/// Bodies that are not declared JSON are left to the MCP layer's 415.
-async fn check_framing(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let json = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if req.method() != axum::http::Method::POST || !json {
-        return next.run(req).await;
-    }
-    let limit = s.gateway.config().limits.max_payload_bytes;
-    let (parts, body) = req.into_parts();
-    let bytes =
-        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Refusal::json_rpc(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    -32600,
-                    &format!("the request body exceeds limits.max_payload_bytes ({limit} bytes)"),
-                )
-                .into_response();
-            }
-            Err(e) => {
-                return Refusal::json_rpc(
-                    StatusCode::BAD_REQUEST,
-                    -32700,
-                    &format!("parse error: the request body could not be read ({e})"),
-                )
-                .into_response();
-            }
-        };
-    let per_request = parts
-        .headers
-        .get("mcp-protocol-version")
-        .is_some_and(|v| v == "2026-07-28");
-    if let Err(rejected) = crate::jsonrpc::check(&bytes, per_request) {
-        return Refusal::rejected(&rejected).into_response();
-    }
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
-}
-
 /// Bounds the time to answer one `/mcp` request. GETs are standalone SSE
 /// streams, open by design.
 async fn time_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -400,7 +271,7 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
     let auth = s.gateway.auth();
     let agent = req
         .headers()
-        .get(crate::mcp::AGENT_HEADER)
+        .get(AGENT_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();

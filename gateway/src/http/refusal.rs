@@ -12,8 +12,10 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use rmcp::model::ErrorCode;
+use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{Value, json};
+
+use crate::front::engine::{Call, PER_REQUEST, error_answer};
 
 pub(super) struct Refusal {
     status: StatusCode,
@@ -66,6 +68,99 @@ impl Refusal {
         }
     }
 
+    /// 400 for a request the HTTP layer cannot take.
+    pub(super) fn bad_request(description: &str) -> Self {
+        Self::http(StatusCode::BAD_REQUEST, "bad_request", description.into())
+    }
+
+    pub(super) fn not_acceptable(description: &str) -> Self {
+        Self::http(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            description.into(),
+        )
+    }
+
+    pub(super) fn unsupported_media(description: &str) -> Self {
+        Self::http(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            description.into(),
+        )
+    }
+
+    pub(super) fn method_not_allowed(allow: &'static str) -> Self {
+        let mut r = Self::http(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("/mcp takes {allow}"),
+        );
+        r.headers
+            .push((header::ALLOW, HeaderValue::from_static(allow)));
+        r
+    }
+
+    /// A session id that is not the caller's live session: the same answer
+    /// whether it never existed, ended, or belongs to somebody else.
+    pub(super) fn no_session() -> Self {
+        Self::json_rpc(
+            StatusCode::NOT_FOUND,
+            -32001,
+            "session not found: it ended, expired, or was never opened; initialize again",
+        )
+    }
+
+    pub(super) fn session_required() -> Self {
+        Self::json_rpc(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "invalid request: a 2025-11-25 request needs the Mcp-Session-Id of an initialized session (or send a 2026-07-28 request with its _meta)",
+        )
+    }
+
+    /// A request refused before it ran, answered with its id.
+    fn of_request(call: &Call, code: ErrorCode, message: String, data: Option<Value>) -> Self {
+        let a = error_answer(Some(&call.id), &ErrorData::new(code, message, data));
+        let body = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+        Self::json_rpc_body(StatusCode::BAD_REQUEST, body)
+    }
+
+    pub(super) fn header_mismatch(call: &Call, reason: &str) -> Self {
+        Self::of_request(
+            call,
+            ErrorCode::HEADER_MISMATCH,
+            format!("header mismatch: {reason}"),
+            None,
+        )
+    }
+
+    pub(super) fn bad_params(call: &Call, reason: &str) -> Self {
+        Self::of_request(
+            call,
+            ErrorCode::INVALID_PARAMS,
+            format!("invalid params: {reason}"),
+            None,
+        )
+    }
+
+    pub(super) fn invalid_request(call: &Call, reason: &str) -> Self {
+        Self::of_request(
+            call,
+            ErrorCode::INVALID_REQUEST,
+            format!("invalid request: {reason}"),
+            None,
+        )
+    }
+
+    pub(super) fn unsupported_version(call: &Call, asked: &str) -> Self {
+        Self::of_request(
+            call,
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
+            format!("unsupported protocol version {asked}"),
+            Some(json!({"supported": [PER_REQUEST], "requested": asked})),
+        )
+    }
+
     /// A JSON-RPC error without an id: the message was refused whole.
     pub(super) fn json_rpc(status: StatusCode, code: i32, message: &str) -> Self {
         Self::json_rpc_body(
@@ -103,8 +198,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The HTTP status of a JSON-RPC error answered on the 2026-07-28 path:
-/// rmcp's, which the stateless fast path must give alike.
+/// The HTTP status of a JSON-RPC error answered on the 2026-07-28 path.
 pub(super) fn status_for(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::UNSUPPORTED_PROTOCOL_VERSION

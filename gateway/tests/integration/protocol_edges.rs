@@ -106,10 +106,10 @@ async fn malformed_bodies_get_400_with_a_json_rpc_error_on_both_revisions() {
             assert_eq!(answer["id"], Value::Null, "{what}");
         }
     }
-    // Nested, but within the limit: served (an SSE answer in a session).
+    // Nested, but within the limit: served.
     let (status, answer) = post(&url, deep(20), Some(&s)).await;
     assert_eq!(status, 200, "{answer}");
-    assert!(answer.to_string().contains(r#"\"result\""#), "{answer}");
+    assert!(answer["result"].is_object(), "{answer}");
     gw.shutdown().await;
 }
 

@@ -1,0 +1,650 @@
+//! The MCP server side, the same for every transport and both revisions:
+//! one decoded request in, one answer out (or a stream, for
+//! `subscriptions/listen`). It turns MCP methods into dispatcher calls and
+//! dispatcher errors into JSON-RPC errors, and holds no rules of its own
+//! beyond the protocol's.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+#[allow(deprecated)] // logging/setLevel: deprecated in rmcp, valid in 2025-11-25
+use rmcp::model::{
+    CallToolResponse, CompleteResult, DiscoverResult, ErrorCode, ErrorData, GetPromptResponse,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, ProtocolVersion, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig, ServerResult,
+};
+use serde::Serialize;
+use serde_json::{Map, Value, json, value::RawValue};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::session::Session;
+use crate::auth::Identity;
+use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
+use crate::events::{Events, RECENT_URI};
+use crate::notify::{Filter, Notifier, notification};
+use crate::policy::Kind;
+use mcp_gateway_proto::provider as pb;
+
+/// The revision without sessions: `_meta` on every request.
+pub(crate) const PER_REQUEST: &str = "2026-07-28";
+/// Revisions with an `initialize` handshake, newest first.
+pub(crate) const WITH_INITIALIZE: [&str; 4] =
+    ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+pub(crate) const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Whether `v` is a revision this gateway speaks.
+pub(crate) fn known(v: &str) -> bool {
+    v == PER_REQUEST || WITH_INITIALIZE.contains(&v)
+}
+
+/// One request, owned, so that its call may outlive the connection.
+pub(crate) struct Call {
+    pub id: Box<RawValue>,
+    pub method: String,
+    pub params: Map<String, Value>,
+}
+
+impl Call {
+    pub(crate) fn new(r: crate::jsonrpc::Request<'_>) -> Self {
+        let params = match r.checked {
+            Some(Value::Object(m)) => m,
+            _ => r
+                .params
+                .and_then(|p| serde_json::from_str::<Map<String, Value>>(p.get()).ok())
+                .unwrap_or_default(),
+        };
+        Self {
+            id: r.id.to_owned(),
+            method: r.method,
+            params,
+        }
+    }
+
+    fn meta(&self) -> Option<&Map<String, Value>> {
+        self.params.get("_meta").and_then(Value::as_object)
+    }
+
+    /// `_meta` keys a 2026-07-28 request must carry and does not.
+    pub(crate) fn missing_meta(&self) -> Vec<&'static str> {
+        let meta = self.meta();
+        let mut missing = Vec::new();
+        if meta
+            .and_then(|m| m.get(META_VERSION))
+            .and_then(Value::as_str)
+            .is_none()
+        {
+            missing.push(META_VERSION);
+        }
+        if !meta
+            .and_then(|m| m.get(META_CAPABILITIES))
+            .is_some_and(Value::is_object)
+        {
+            missing.push(META_CAPABILITIES);
+        }
+        missing
+    }
+
+    pub(crate) fn meta_version(&self) -> Option<&str> {
+        self.meta()?.get(META_VERSION)?.as_str()
+    }
+
+    fn str_param(&self, name: &str) -> &str {
+        self.params
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// The transport's view of one request.
+pub(crate) struct Exchange {
+    pub identity: Arc<Identity>,
+    pub correlation_id: String,
+    /// From the `traceparent` header, if any.
+    pub traceparent: Option<String>,
+    pub session: Option<Arc<Session>>,
+    /// Where notifications sent before the answer go (progress).
+    pub early: Option<mpsc::Sender<Bytes>>,
+    pub cancel: CancellationToken,
+}
+
+impl Exchange {
+    fn stateless(&self) -> bool {
+        self.session.is_none()
+    }
+}
+
+/// A serialized JSON-RPC answer, with its error code if it is an error.
+pub(crate) struct Answer {
+    pub body: Bytes,
+    pub error: Option<ErrorCode>,
+}
+
+/// What a request gets.
+pub(crate) enum Reply {
+    Answer(Answer),
+    /// `subscriptions/listen`: an acknowledgment, then notifications until
+    /// the client goes away or the stream is ended.
+    Listen(Listen),
+}
+
+pub(crate) struct Listen {
+    pub first: Bytes,
+    pub rx: mpsc::Receiver<Bytes>,
+    pub registration: Registration,
+}
+
+/// Unregisters a listen stream when dropped.
+pub(crate) struct Registration {
+    notifier: Arc<Notifier>,
+    key: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.notifier.remove_listener(self.key);
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":…,"result":…}`, written directly.
+pub(crate) fn result_bytes(id: &RawValue, result: &impl Serialize) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.get().as_bytes());
+    out.extend_from_slice(b",\"result\":");
+    if serde_json::to_writer(&mut out, result).is_err() {
+        return error_answer(
+            Some(id),
+            &ErrorData::internal_error("result not serialized", None),
+        )
+        .body;
+    }
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+pub(crate) fn error_answer(id: Option<&RawValue>, e: &ErrorData) -> Answer {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.map_or("null", RawValue::get).as_bytes());
+    out.extend_from_slice(b",\"error\":");
+    serde_json::to_writer(&mut out, e).expect("an error serializes");
+    out.push(b'}');
+    Answer {
+        body: Bytes::from(out),
+        error: Some(e.code),
+    }
+}
+
+fn method_not_found(method: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::METHOD_NOT_FOUND,
+        format!("method not found: {method}"),
+        None,
+    )
+}
+
+pub(crate) struct Engine {
+    dispatcher: Arc<Dispatcher>,
+    notifier: Arc<Notifier>,
+    events: Arc<Events>,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        dispatcher: Arc<Dispatcher>,
+        notifier: Arc<Notifier>,
+        events: Arc<Events>,
+    ) -> Self {
+        Self {
+            dispatcher,
+            notifier,
+            events,
+        }
+    }
+
+    #[allow(deprecated)] // logging capability, for 2025-11-25 sessions
+    fn info() -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .enable_logging()
+            .build();
+        InitializeResult::new(caps)
+            .with_server_info(Implementation::new(
+                "mcp-gateway",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Tools, resources and prompts from many providers, named {provider}.{name}.",
+            )
+    }
+
+    /// The revision `initialize` agrees on for a client asking for `asked`.
+    pub(crate) fn negotiate(asked: &str) -> &'static str {
+        WITH_INITIALIZE
+            .iter()
+            .find(|v| **v == asked)
+            .copied()
+            .unwrap_or(WITH_INITIALIZE[0])
+    }
+
+    /// The answer to `initialize`, for a session already opened at `version`.
+    pub(crate) fn initialize(&self, call: &Call, session: &Session, identity: &Identity) -> Answer {
+        let mut result = Self::info();
+        result.protocol_version =
+            serde_json::from_value(json!(session.version)).unwrap_or(ProtocolVersion::V_2025_11_25);
+        session
+            .state
+            .set_caller(&caller_of(identity, Some(session)));
+        self.notifier.add_session(&session.state);
+        Answer {
+            body: result_bytes(&call.id, &result),
+            error: None,
+        }
+    }
+
+    /// Answers one request (never `initialize`: see [`Engine::initialize`]).
+    #[allow(deprecated)] // logging/setLevel
+    pub(crate) async fn request(&self, x: Exchange, call: Call) -> Reply {
+        let cx = self.request_cx(&x, &call);
+        let stateless = x.stateless();
+        let _tracked = x
+            .session
+            .as_ref()
+            .map(|s| s.track(call.id.get(), cx.cancel.clone()));
+        let result = match call.method.as_str() {
+            "ping" if !stateless => Ok(ServerResult::empty(())),
+            "server/discover" => {
+                let versions = std::iter::once(PER_REQUEST)
+                    .chain(WITH_INITIALIZE)
+                    .filter_map(|v| serde_json::from_value(json!(v)).ok())
+                    .collect();
+                Ok(ServerResult::DiscoverResult(
+                    DiscoverResult::from_server_info(versions, Self::info()),
+                ))
+            }
+            "tools/list" => Ok(ServerResult::ListToolsResult(self.tools(&cx.caller))),
+            "prompts/list" => Ok(ServerResult::ListPromptsResult(self.prompts(&cx.caller))),
+            "resources/list" => Ok(ServerResult::ListResourcesResult(
+                self.resources(&cx.caller),
+            )),
+            "resources/templates/list" => Ok(ServerResult::ListResourceTemplatesResult(
+                self.templates(&cx.caller),
+            )),
+            "tools/call" => self.call_tool(&x, &cx, &call).await,
+            "resources/read" => self.read_resource(&cx, call.str_param("uri")).await,
+            "prompts/get" => self.get_prompt(&cx, &call).await,
+            "completion/complete" => Ok(ServerResult::CompleteResult(CompleteResult::default())),
+            "logging/setLevel" if !stateless => {
+                let level: Option<LoggingLevel> = call
+                    .params
+                    .get("level")
+                    .and_then(|l| serde_json::from_value(l.clone()).ok());
+                if let (Some(s), Some(level)) = (&x.session, level) {
+                    s.state.set_log_level(level);
+                }
+                Ok(ServerResult::empty(()))
+            }
+            "resources/subscribe" if !stateless => {
+                // A hidden URI is accepted like an unknown one, and never notified.
+                let uri = call.str_param("uri");
+                if let Some(s) = &x.session
+                    && self.dispatcher.visibility().sees_uri(&cx.caller, uri)
+                {
+                    s.state.subscribe(uri);
+                }
+                Ok(ServerResult::empty(()))
+            }
+            "resources/unsubscribe" if !stateless => {
+                if let Some(s) = &x.session {
+                    s.state.unsubscribe(call.str_param("uri"));
+                }
+                Ok(ServerResult::empty(()))
+            }
+            "subscriptions/listen" if stateless => return self.listen(&call, cx.caller),
+            other => Err(method_not_found(other)),
+        };
+        Reply::Answer(match result {
+            Ok(mut r) => {
+                if stateless {
+                    r.fill_missing_cache_hints();
+                } else {
+                    r.strip_result_type_for_legacy_peer();
+                }
+                Answer {
+                    body: result_bytes(&call.id, &r),
+                    error: None,
+                }
+            }
+            Err(mut e) => {
+                // 2026-07-28 has no resource-not-found code of its own.
+                if stateless && e.code == ErrorCode::RESOURCE_NOT_FOUND {
+                    e.code = ErrorCode::INVALID_PARAMS;
+                }
+                error_answer(Some(&call.id), &e)
+            }
+        })
+    }
+
+    /// A notification from the client.
+    pub(crate) fn notification(
+        &self,
+        session: Option<&Arc<Session>>,
+        method: &str,
+        params: Option<&RawValue>,
+    ) {
+        match (method, session) {
+            ("notifications/cancelled", Some(s)) => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Cancelled<'a> {
+                    #[serde(borrow)]
+                    request_id: &'a RawValue,
+                }
+                if let Some(c) =
+                    params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+                {
+                    s.cancel(c.request_id.get());
+                }
+            }
+            _ => tracing::trace!(method, "notification"),
+        }
+    }
+
+    fn request_cx(&self, x: &Exchange, call: &Call) -> RequestCx {
+        let traceparent = x
+            .traceparent
+            .clone()
+            .or_else(|| {
+                call.meta()
+                    .and_then(|m| m.get("traceparent"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some());
+        let caller = caller_of(&x.identity, x.session.as_deref());
+        if let Some(s) = &x.session {
+            s.state.set_caller(&caller);
+        }
+        RequestCx {
+            correlation_id: x.correlation_id.clone(),
+            traceparent,
+            caller,
+            cancel: x.cancel.clone(),
+        }
+    }
+
+    fn tools(&self, caller: &pb::Caller) -> ListToolsResult {
+        let cat = self.dispatcher.catalog();
+        let v = self.dispatcher.visibility();
+        let tools = cat
+            .tools_list
+            .iter()
+            .filter(|t| {
+                cat.tool(&t.name)
+                    .is_ok_and(|e| v.visible(caller, Kind::Tool, e.upstream.name(), &t.name))
+            })
+            .cloned()
+            .collect();
+        ListToolsResult::with_all_items(tools)
+    }
+
+    fn prompts(&self, caller: &pb::Caller) -> ListPromptsResult {
+        let cat = self.dispatcher.catalog();
+        let v = self.dispatcher.visibility();
+        let items = cat
+            .prompts_list
+            .iter()
+            .filter(|p| {
+                cat.prompt(&p.name)
+                    .is_ok_and(|e| v.visible(caller, Kind::Prompt, e.upstream.name(), &p.name))
+            })
+            .cloned()
+            .collect();
+        ListPromptsResult::with_all_items(items)
+    }
+
+    fn resources(&self, caller: &pb::Caller) -> ListResourcesResult {
+        let cat = self.dispatcher.catalog();
+        let v = self.dispatcher.visibility();
+        let mut items: Vec<Resource> = cat
+            .resources_list
+            .iter()
+            .filter(|r| v.sees_uri(caller, &r.uri))
+            .cloned()
+            .collect();
+        items.push(
+            Resource::new(RECENT_URI, "recent-events")
+                .with_description(
+                    "The gateway's most recent events (CloudEvents, JSON), newest last.",
+                )
+                .with_mime_type("application/json"),
+        );
+        ListResourcesResult::with_all_items(items)
+    }
+
+    fn templates(&self, caller: &pb::Caller) -> ListResourceTemplatesResult {
+        let cat = self.dispatcher.catalog();
+        let v = self.dispatcher.visibility();
+        let items = cat
+            .templates_list
+            .iter()
+            .filter(|t| v.sees_uri(caller, &t.uri_template))
+            .cloned()
+            .collect();
+        ListResourceTemplatesResult::with_all_items(items)
+    }
+
+    async fn call_tool(
+        &self,
+        x: &Exchange,
+        cx: &RequestCx,
+        call: &Call,
+    ) -> Result<ServerResult, ErrorData> {
+        let arguments = call
+            .params
+            .get("arguments")
+            .and_then(Value::as_object)
+            .cloned();
+        let mut meta = call.meta().cloned().unwrap_or_default();
+        // The gateway owns progress delivery.
+        let progress = meta
+            .remove("progressToken")
+            .and_then(|token| progress_reporter(token, x.early.clone()?));
+        let meta = (!meta.is_empty()).then_some(meta);
+        // Boxed: the dispatcher's future (tonic call, timeout, tracing) is
+        // kilobytes; moving it by value costs more than one allocation.
+        Box::pin(
+            self.dispatcher
+                .call_tool(cx, call.str_param("name"), arguments, meta, progress),
+        )
+        .await
+        .map(|r| ServerResult::from(CallToolResponse::from(r)))
+        .map_err(|e| e.to_mcp(&cx.correlation_id))
+    }
+
+    async fn read_resource(&self, cx: &RequestCx, uri: &str) -> Result<ServerResult, ErrorData> {
+        if uri == RECENT_URI {
+            return Ok(ServerResult::ReadResourceResult(self.recent(&cx.caller)));
+        }
+        Box::pin(self.dispatcher.read_resource(cx, uri))
+            .await
+            .map(|r| ServerResult::from(ReadResourceResponse::from(r)))
+            .map_err(|e| e.to_mcp(&cx.correlation_id))
+    }
+
+    /// `events://recent`: only events of providers this caller may see, and
+    /// no update of a resource hidden from it.
+    fn recent(&self, caller: &pb::Caller) -> ReadResourceResult {
+        let v = self.dispatcher.visibility();
+        let mut recent: Vec<Value> =
+            serde_json::from_str(&self.events.recent_json()).unwrap_or_default();
+        recent.retain(|r| {
+            let provider = r["provider"].as_str();
+            let updated = (r["type"] == crate::events::RESOURCE_UPDATED)
+                .then(|| r["subject"].as_str())
+                .flatten();
+            provider.is_none_or(|p| v.sees_provider(caller, p))
+                && updated.is_none_or(|uri| v.sees_uri(caller, uri))
+        });
+        let json = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
+        ReadResourceResult::new(vec![
+            ResourceContents::text(json, RECENT_URI).with_mime_type("application/json"),
+        ])
+    }
+
+    async fn get_prompt(&self, cx: &RequestCx, call: &Call) -> Result<ServerResult, ErrorData> {
+        let arguments = call
+            .params
+            .get("arguments")
+            .and_then(Value::as_object)
+            .cloned();
+        Box::pin(
+            self.dispatcher
+                .get_prompt(cx, call.str_param("name"), arguments),
+        )
+        .await
+        .map(|r| ServerResult::from(GetPromptResponse::from(r)))
+        .map_err(|e| e.to_mcp(&cx.correlation_id))
+    }
+
+    /// 2026-07-28 `subscriptions/listen`: list changes, and updates of the
+    /// resources the filter names (hidden ones are accepted, never sent).
+    fn listen(&self, call: &Call, caller: pb::Caller) -> Reply {
+        let asked = call.params.get("notifications");
+        let flag = |k: &str| asked.and_then(|a| a.get(k)).and_then(Value::as_bool) == Some(true);
+        let uris: Vec<String> = asked
+            .and_then(|a| a.get("resourceSubscriptions"))
+            .and_then(Value::as_array)
+            .map(|u| {
+                u.iter()
+                    .filter_map(|u| u.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let filter = Filter {
+            tools: flag("toolsListChanged"),
+            prompts: flag("promptsListChanged"),
+            resources: flag("resourcesListChanged"),
+            uris,
+        };
+        let mut accepted = Map::new();
+        for (on, key) in [
+            (filter.tools, "toolsListChanged"),
+            (filter.prompts, "promptsListChanged"),
+            (filter.resources, "resourcesListChanged"),
+        ] {
+            if on {
+                accepted.insert(key.into(), Value::Bool(true));
+            }
+        }
+        if !filter.uris.is_empty() {
+            accepted.insert("resourceSubscriptions".into(), json!(filter.uris));
+        }
+        let id: Value = serde_json::from_str(call.id.get()).unwrap_or(Value::Null);
+        let first = notification(
+            "notifications/subscriptions/acknowledged",
+            json!({
+                "notifications": accepted,
+                "_meta": {"io.modelcontextprotocol/subscriptionId": id},
+            }),
+        );
+        let (tx, rx) = mpsc::channel(64);
+        let key = self
+            .notifier
+            .add_listener(filter, caller, call.id.clone(), tx);
+        Reply::Listen(Listen {
+            first,
+            rx,
+            registration: Registration {
+                notifier: self.notifier.clone(),
+                key,
+            },
+        })
+    }
+}
+
+/// The caller as providers and the policy see it.
+fn caller_of(id: &Identity, session: Option<&Session>) -> pb::Caller {
+    pb::Caller {
+        principal: id.principal.clone(),
+        roles: id.roles.clone(),
+        agent: id.agent.clone(),
+        session_id: session.map(|s| s.reference.clone()).unwrap_or_default(),
+    }
+}
+
+/// Sends `notifications/progress` for `token` ahead of the answer.
+fn progress_reporter(token: Value, early: mpsc::Sender<Bytes>) -> Option<ProgressFn> {
+    if !(token.is_string() || token.is_i64() || token.is_u64()) {
+        return None;
+    }
+    Some(Box::new(move |progress, total, message| {
+        let mut p = json!({"progressToken": token, "progress": progress});
+        if let Some(total) = total {
+            p["total"] = json!(total);
+        }
+        if !message.is_empty() {
+            p["message"] = json!(message);
+        }
+        let early = early.clone();
+        Box::pin(async move {
+            if early
+                .send(notification("notifications/progress", p))
+                .await
+                .is_err()
+            {
+                tracing::debug!("progress notification not delivered");
+            }
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initialize_agrees_on_a_revision_with_a_handshake() {
+        assert_eq!(Engine::negotiate("2025-06-18"), "2025-06-18");
+        assert_eq!(Engine::negotiate("2026-07-28"), "2025-11-25");
+        assert_eq!(Engine::negotiate("1999-01-01"), "2025-11-25");
+    }
+
+    #[test]
+    fn answers_echo_the_id_verbatim() {
+        let id = RawValue::from_string("\"a-1\"".into()).unwrap();
+        let ok = result_bytes(&id, &json!({}));
+        assert_eq!(&ok[..], br#"{"jsonrpc":"2.0","id":"a-1","result":{}}"#);
+        let e = error_answer(Some(&id), &method_not_found("x/y"));
+        let v: Value = serde_json::from_slice(&e.body).unwrap();
+        assert_eq!(v["error"]["code"], -32601);
+        assert_eq!(v["id"], "a-1");
+        assert_eq!(e.error, Some(ErrorCode::METHOD_NOT_FOUND));
+    }
+
+    #[test]
+    fn missing_meta_names_the_keys() {
+        let call = |params: Value| Call {
+            id: RawValue::from_string("1".into()).unwrap(),
+            method: "tools/list".into(),
+            params: params.as_object().cloned().unwrap(),
+        };
+        assert_eq!(
+            call(json!({})).missing_meta(),
+            vec![META_VERSION, META_CAPABILITIES]
+        );
+        let full = call(json!({"_meta": {META_VERSION: "2026-07-28", META_CAPABILITIES: {}}}));
+        assert!(full.missing_meta().is_empty());
+        assert_eq!(full.meta_version(), Some("2026-07-28"));
+    }
+}
