@@ -13,7 +13,7 @@ CONFIG ?= providers.yaml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BENCH_ARGS ?=
 
-.PHONY: help build test fmt lint check-config nats-deps test-deps bench bench-micro run\:gateway run\:hello-rs proto\:gen
+.PHONY: help build test fmt lint check-config nats-deps test-deps bench-deps bench bench-micro run\:gateway run\:hello-rs proto\:gen
 
 help:
 	@grep -E '^[a-z\\:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/\\//g; s/:.*## /\t/' | column -t -s $$'\t'
@@ -59,7 +59,12 @@ lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: nats-deps ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; print the table (docs/performance.md)
+bench-deps: nats-deps ## What make bench needs: nats-server, valgrind (instructions per call)
+	@command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || { \
+		echo "installing valgrind (Debian package)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+
+bench: bench-deps ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; print the table (docs/performance.md)
 	$(CARGO) build --release -p mcp-gateway -p hello-rs -p bench
 	$(TARGET_DIR)/release/mcp-bench run --bin-dir $(TARGET_DIR)/release --out bench/results $(BENCH_ARGS)
 

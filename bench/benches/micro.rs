@@ -6,12 +6,8 @@ use std::{collections::HashSet, hint::black_box, sync::Arc};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_gateway::{
-    catalog::{Catalog, ProviderItems},
     config::Config,
-    convert,
-    naming::UriMap,
-    schema::Schema,
-    upstream::Upstream,
+    internals::{Catalog, ProviderItems, Schema, Upstream, UriMap, convert},
 };
 use mcp_gateway_proto::provider as pb;
 use rmcp::model::{

@@ -326,6 +326,67 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gateway instructions per echo `tools/call`, counted by callgrind during a
+/// closed-loop load (c=4) and divided by the calls made: independent of the
+/// machine's noise. Skipped, and said so, without valgrind.
+async fn instructions(cx: &mut Ctx, hello: SocketAddr) -> anyhow::Result<()> {
+    let have = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("valgrind") || !have("callgrind_control") {
+        eprintln!("mcp-bench: valgrind not installed; instructions per call not measured");
+        return Ok(());
+    }
+    eprintln!("mcp-bench: instructions per call (callgrind)");
+    for mode in [Mode::Stateful, Mode::Stateless] {
+        let out = cx.bins.work.join(format!("callgrind-{mode:?}.out"));
+        let gw = cx
+            .bins
+            .gateway_callgrind("gw-callgrind", &[("hello-rs", hello)], &out)
+            .await?;
+        let control = |arg: &str| {
+            std::process::Command::new("callgrind_control")
+                .args([arg, &gw.pid().to_string()])
+                .output()
+        };
+        let cs = clients(mode, 4, gw.addr, hello).await?;
+        load::closed_loop(cs, echo(), Duration::ZERO, Duration::from_secs(2)).await;
+        let cs = clients(mode, 4, gw.addr, hello).await?;
+        control("-z")?;
+        let stats = load::closed_loop(cs, echo(), Duration::ZERO, Duration::from_secs(5)).await;
+        control("-d")?;
+        let dump = std::path::PathBuf::from(format!("{}.1", out.display()));
+        let mut total = None;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            total = std::fs::read_to_string(&dump).ok().and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("summary: "))
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+            });
+            if total.is_some() {
+                break;
+            }
+        }
+        gw.stop().await;
+        let total = total.context("no callgrind dump")?;
+        anyhow::ensure!(
+            stats.requests > 0 && stats.errors == 0,
+            "calls under callgrind failed"
+        );
+        let per_call = total / stats.requests as f64;
+        let label = match mode {
+            Mode::Stateful => "instructions per call (session)",
+            _ => "instructions per call (stateless)",
+        };
+        cx.figure_row(label, per_call, "instr");
+    }
+    Ok(())
+}
+
 async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
     eprintln!("mcp-bench: starting providers");
     let hello = cx.bins.hello().await?;
@@ -349,6 +410,8 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
     cx.figure_row("1,000 idle sessions RSS", m.rss_mb, "MB");
     drop(held);
     gw.stop().await;
+
+    instructions(cx, hello.addr).await?;
 
     // Memory comes back after sessions end: two rounds of 5,000 bare
     // `initialize`s that expire, against the gateway's RSS after a warm-up.

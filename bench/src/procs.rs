@@ -147,12 +147,40 @@ impl Bins {
         self.gateway_with(label, providers, "").await
     }
 
+    /// [`Bins::gateway`] under `valgrind --tool=callgrind`, its counts
+    /// written to `out` (and `out.1`, … on each `callgrind_control -d`).
+    pub async fn gateway_callgrind(
+        &self,
+        label: &str,
+        providers: &[(&str, SocketAddr)],
+        out: &Path,
+    ) -> anyhow::Result<Proc> {
+        let wrap = [
+            "--tool=callgrind".to_string(),
+            format!("--callgrind-out-file={}", out.display()),
+        ];
+        self.gateway_in(label, providers, "", Some(&wrap))
+            .await
+            .map(|(p, _)| p)
+    }
+
     /// [`Bins::gateway`] with more config (YAML sections) appended.
     pub async fn gateway_with(
         &self,
         label: &str,
         providers: &[(&str, SocketAddr)],
         extra: &str,
+    ) -> anyhow::Result<(Proc, Duration)> {
+        self.gateway_in(label, providers, extra, None).await
+    }
+
+    /// The gateway, run by valgrind with `valgrind` arguments when given.
+    async fn gateway_in(
+        &self,
+        label: &str,
+        providers: &[(&str, SocketAddr)],
+        extra: &str,
+        valgrind: Option<&[String]>,
     ) -> anyhow::Result<(Proc, Duration)> {
         let addr = free_port()?;
         let mut yaml = String::from(
@@ -166,15 +194,26 @@ impl Bins {
         let config = self.work.join(format!("{label}.yaml"));
         std::fs::write(&config, yaml)?;
         let t0 = Instant::now();
+        let mut args = vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--listen".into(),
+            addr.to_string(),
+        ];
+        let program = match valgrind {
+            Some(wrap) => {
+                let mut full = wrap.to_vec();
+                full.push(self.gateway.display().to_string());
+                full.append(&mut args);
+                args = full;
+                Path::new("valgrind")
+            }
+            None => self.gateway.as_path(),
+        };
         let mut p = spawn(
             label,
-            &self.gateway,
-            &[
-                "--config".into(),
-                config.display().to_string(),
-                "--listen".into(),
-                addr.to_string(),
-            ],
+            program,
+            &args,
             addr,
             &self.work.join(format!("{label}.log")),
             &self
@@ -192,7 +231,8 @@ impl Bins {
 /// The gateway binds its listener only after the first discovery round, so
 /// this is "spawned → serving MCP with every provider's tools".
 async fn wait_ready(p: &mut Proc, n: usize, t0: Instant) -> anyhow::Result<Duration> {
-    let end = t0 + Duration::from_secs(30);
+    // Under valgrind the gateway starts some 50 times slower.
+    let end = t0 + Duration::from_secs(60);
     let mut conn: Option<Http> = None;
     loop {
         if Instant::now() > end {

@@ -9,46 +9,48 @@
 //! # Ok(()) }
 //! ```
 
-pub mod analytics;
-pub mod audit;
-pub mod audit_nats;
-pub mod auth;
 mod backoff;
-pub mod cache;
-pub mod catalog;
-pub mod certs;
 pub mod config;
-pub mod convert;
-pub mod dispatch;
-pub mod drain;
-pub mod error;
-pub mod events;
+mod control;
+mod events;
 mod front;
-mod guard;
-pub mod http;
-mod jsonrpc;
-pub mod launch;
-mod memory;
-pub mod naming;
 mod nats;
-mod notify;
-pub mod policy;
-pub mod ratelimit;
-pub mod redact;
-pub mod registry;
-pub mod reload;
-pub mod schema;
-pub mod secret;
-mod stdio;
-pub mod telemetry;
-pub mod tls_listen;
-mod tls_watch;
-pub mod upstream;
+mod observe;
+mod pipeline;
+mod security;
+mod southbound;
+
+// The library's surface: what the binary and the tests use.
+pub use control::{certs, reload, tls_listen};
+pub use events::{EventStats, NatsState};
+pub use observe::telemetry;
+pub use security::auth::Authenticator;
+
+/// Building blocks for the micro-benchmarks (`bench/benches/micro.rs`); not
+/// an API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::pipeline::{
+        catalog::{Catalog, ProviderItems},
+        convert,
+        naming::UriMap,
+        schema::Schema,
+    };
+    pub use crate::southbound::Upstream;
+}
+
+use control::{launch, tls_watch};
+use front::{http, stdio};
+use observe::{audit, audit_nats};
+use pipeline::dispatch;
+use security::{auth, policy, ratelimit};
+use southbound as upstream;
 
 use std::sync::Arc;
 
 use crate::{
-    config::Config, dispatch::Dispatcher, events::Events, notify::Notifier, registry::Registry,
+    config::Config, events::Events, pipeline::dispatch::Dispatcher, pipeline::notify::Notifier,
+    pipeline::registry::Registry,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +265,7 @@ impl Gateway {
             self.dispatcher().clone(),
             self.notifier().clone(),
             self.events().clone(),
+            self.config().limits.list_page_size,
         )
     }
 

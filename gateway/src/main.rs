@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     };
     if let Some(Command::Check) = cli.command {
         // Secret references too: a missing env var or key file fails here.
-        if let Err(e) = mcp_gateway::auth::Authenticator::new(&config.auth, &config.base_dir) {
+        if let Err(e) = mcp_gateway::Authenticator::new(&config.auth, &config.base_dir) {
             eprintln!("mcp-gateway: invalid config: {e}");
             return ExitCode::FAILURE;
         }

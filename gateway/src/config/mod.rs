@@ -46,10 +46,10 @@ pub struct Config {
     /// TLS on the HTTP listener: `{ cert, key }` PEM files.
     pub server_tls: Option<ServerTls>,
     /// Northbound authentication (see docs/security.md).
-    pub auth: crate::auth::AuthConfig,
+    pub auth: crate::security::auth::AuthConfig,
     /// Who may see and use which tool, prompt and resource.
-    pub policy: crate::policy::PolicyConfig,
-    pub rate_limits: crate::ratelimit::RateLimitConfig,
+    pub policy: crate::security::policy::PolicyConfig,
+    pub rate_limits: crate::security::ratelimit::RateLimitConfig,
     pub naming: Naming,
     pub limits: Limits,
     #[serde(with = "humantime_serde")]
@@ -57,7 +57,7 @@ pub struct Config {
     pub discovery: Discovery,
     pub audit: Audit,
     /// Tool arguments in logs and audit records (off), and their redaction.
-    pub logging: crate::redact::LoggingConfig,
+    pub logging: crate::security::redact::LoggingConfig,
     pub telemetry: Telemetry,
     pub providers: Vec<ProviderConfig>,
     /// Directory relative paths are resolved against: the config file's.
@@ -144,6 +144,9 @@ pub struct Limits {
     /// A session with no request or open stream for this long ends.
     #[serde(with = "humantime_serde")]
     pub session_idle_timeout: Duration,
+    /// Items per page of `tools/list` and the other lists; a client follows
+    /// `nextCursor` for the rest.
+    pub list_page_size: usize,
 }
 
 impl Default for Limits {
@@ -157,6 +160,7 @@ impl Default for Limits {
             max_sessions: 10_000,
             max_sessions_per_client: 1_000,
             session_idle_timeout: Duration::from_secs(300),
+            list_page_size: 10_000,
         }
     }
 }
@@ -217,7 +221,7 @@ pub struct Telemetry {
 pub struct Audit {
     /// JSONL file, appended to; no audit log when unset.
     pub path: Option<std::path::PathBuf>,
-    pub fsync: crate::audit::Fsync,
+    pub fsync: crate::observe::audit::Fsync,
     #[serde(with = "humantime_serde")]
     pub fsync_interval: Duration,
     /// Also publish each record to JetStream (uses `events.nats`).
@@ -246,7 +250,7 @@ impl Default for Audit {
     fn default() -> Self {
         Self {
             path: None,
-            fsync: crate::audit::Fsync::Interval,
+            fsync: crate::observe::audit::Fsync::Interval,
             fsync_interval: Duration::from_secs(1),
             jetstream: None,
         }
@@ -542,6 +546,7 @@ impl Config {
                 "limits.max_sessions_per_client",
                 self.limits.max_sessions_per_client,
             ),
+            ("limits.list_page_size", self.limits.list_page_size),
         ] {
             if n == 0 {
                 bad(field.into(), "must be at least 1".into());

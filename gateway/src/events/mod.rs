@@ -12,8 +12,8 @@ mod nats;
 
 mod stream_rpc;
 
-pub use cloudevent::{Malformed, from_headers, from_json, from_proto};
-pub use config::{Credentials, EventsConfig, NatsConfig};
+pub use cloudevent::Malformed;
+pub use config::{EventsConfig, NatsConfig};
 
 use std::{
     collections::VecDeque,
@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::{notify::Notifier, registry::Registry};
+use crate::{pipeline::notify::Notifier, pipeline::registry::Registry};
 
 /// `subject` is the provider's resource URI → `notifications/resources/updated`.
 pub const RESOURCE_UPDATED: &str = "io.mcp-gateway.resource.updated";
@@ -119,7 +119,8 @@ pub struct Events {
     /// `source` + `id` seen recently. moka: bounded and per-entry TTL in one
     /// maintained crate, with atomic insert-if-absent (`entry().or_insert`).
     seen: moka::sync::Cache<String, ()>,
-    recent: Mutex<VecDeque<serde_json::Value>>,
+    /// Kept as received; turned into JSON only when `events://recent` is read.
+    recent: Mutex<VecDeque<Recent>>,
     counters: EventCounters,
     nats: Mutex<(NatsState, Option<String>)>,
     tap: broadcast::Sender<HandledEvent>,
@@ -166,7 +167,7 @@ impl Events {
 
     /// Follows a provider added or replaced by a config reload (the
     /// `Stream` path only; NATS subjects do not depend on providers).
-    pub fn watch_provider(self: &Arc<Self>, up: Arc<crate::upstream::Upstream>) {
+    pub fn watch_provider(self: &Arc<Self>, up: Arc<crate::southbound::Upstream>) {
         if self.config.nats.is_none() {
             tokio::spawn(stream_rpc::run(self.clone(), up));
         }
@@ -217,7 +218,8 @@ impl Events {
     /// The `events://recent` body: a JSON array, oldest first.
     pub fn recent_json(&self) -> String {
         let recent = self.recent.lock().expect("recent lock");
-        serde_json::to_string_pretty(&*recent).unwrap_or_else(|_| "[]".into())
+        let records: Vec<serde_json::Value> = recent.iter().map(Recent::record).collect();
+        serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into())
     }
 
     fn set_nats(&self, state: NatsState, error: Option<String>) {
@@ -242,29 +244,27 @@ impl Events {
         let provider = provider
             .map(str::to_string)
             .or_else(|| provider_of_source(ev.source().as_str()));
-        let record = self.deliver(&ev, provider.as_deref());
-        self.remember(record);
+        let subject = self.deliver(&ev, provider.as_deref());
         self.counters.handled.fetch_add(1, Ordering::Relaxed);
-        let _ = self.tap.send(HandledEvent {
-            source: ev.source().to_string(),
-            id: ev.id().to_string(),
-            ty: ev.ty().to_string(),
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(HandledEvent {
+                source: ev.source().to_string(),
+                id: ev.id().to_string(),
+                ty: ev.ty().to_string(),
+                provider: provider.clone(),
+            });
+        }
+        self.remember(Recent {
+            ev,
             provider,
+            subject,
         });
         Outcome::Handled
     }
 
-    /// Turns the event into MCP effects; returns its `events://recent` entry.
-    fn deliver(&self, ev: &Event, provider: Option<&str>) -> serde_json::Value {
-        let mut record = serde_json::json!({
-            "id": ev.id(),
-            "source": ev.source().as_str(),
-            "type": ev.ty(),
-            "subject": ev.subject(),
-            "time": ev.time().map(|t| t.to_rfc3339()),
-            "provider": provider,
-            "data": cloudevent::data_json(ev),
-        });
+    /// Turns the event into MCP effects; returns the client-side subject of
+    /// a resource update.
+    fn deliver(&self, ev: &Event, provider: Option<&str>) -> Option<String> {
         match (ev.ty(), ev.subject()) {
             (RESOURCE_UPDATED, Some(uri)) => {
                 let uri = match provider {
@@ -273,38 +273,64 @@ impl Events {
                 };
                 tracing::debug!(uri, "resource updated");
                 self.sessions.resource_updated(&uri);
-                record["subject"] = uri.into();
+                Some(uri)
             }
             (CAPABILITIES_CHANGED, _) if provider.is_some() => {
                 let p = provider.unwrap_or_default();
                 tracing::info!(provider = p, "capabilities changed; re-discovering");
                 self.registry.poke(p);
+                None
             }
             _ => {
                 #[allow(deprecated)] // logging is still valid for 2025-11-25
                 self.sessions.log(
-                    rmcp::model::LoggingMessageNotificationParam::new(
-                        rmcp::model::LoggingLevel::Info,
-                        record.clone(),
-                    )
-                    .with_logger(provider.unwrap_or("events")),
+                    rmcp::model::LoggingLevel::Info,
+                    provider.unwrap_or("events"),
                     provider,
+                    || record(ev, provider, None),
                 );
+                None
             }
         }
-        record
     }
 
-    fn remember(&self, record: serde_json::Value) {
+    fn remember(&self, entry: Recent) {
         {
             let mut recent = self.recent.lock().expect("recent lock");
             if recent.len() == self.config.recent {
                 recent.pop_front();
             }
-            recent.push_back(record);
+            recent.push_back(entry);
         }
         self.sessions.resource_updated(RECENT_URI);
     }
+}
+
+/// One `events://recent` entry, as received.
+struct Recent {
+    ev: Event,
+    provider: Option<String>,
+    /// The client-side URI of a resource update.
+    subject: Option<String>,
+}
+
+impl Recent {
+    fn record(&self) -> serde_json::Value {
+        record(&self.ev, self.provider.as_deref(), self.subject.as_deref())
+    }
+}
+
+/// An event as clients see it (`events://recent`, log messages).
+fn record(ev: &Event, provider: Option<&str>, subject: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "id": ev.id(),
+        "source": ev.source().as_str(),
+        "type": ev.ty(),
+        "subject": subject.or(ev.subject()),
+        "time": ev.time().map(|t| t.to_rfc3339()),
+        "provider": provider,
+        "data": cloudevent::data_json(ev),
+    })
 }
 
 /// `/providers/{name}` → `name`.

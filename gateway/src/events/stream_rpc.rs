@@ -7,7 +7,7 @@ use std::{sync::Arc, sync::atomic::Ordering};
 use tonic::Code;
 
 use super::{Events, cloudevent, reconnect_backoff};
-use crate::{registry::ProviderState, upstream::Upstream};
+use crate::{pipeline::registry::ProviderState, southbound::Upstream};
 
 pub(super) fn spawn_all(events: &Arc<Events>) {
     for up in events.registry.upstreams() {

@@ -11,20 +11,23 @@ use bytes::Bytes;
 use rmcp::model::{
     CallToolResponse, CompleteResult, DiscoverResult, ErrorCode, ErrorData, GetPromptResponse,
     Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, LoggingLevel, ProtocolVersion, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig, ServerResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, Prompt, ProtocolVersion,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ServerCapabilities, ServerConfig, ServerResult, Tool,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json, value::RawValue};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::lists::{self, List, Lists};
 use super::session::Session;
-use crate::auth::Identity;
-use crate::dispatch::{Dispatcher, ProgressFn, RequestCx};
 use crate::events::{Events, RECENT_URI};
-use crate::notify::{Filter, Notifier, notification};
-use crate::policy::Kind;
+use crate::pipeline::catalog::Catalog;
+use crate::pipeline::dispatch::{Dispatcher, ProgressFn, RequestCx};
+use crate::pipeline::notify::{Filter, Notifier, notification};
+use crate::security::auth::Identity;
+use crate::security::policy::Kind;
 use mcp_gateway_proto::provider as pb;
 
 /// The revision without sessions: `_meta` on every request.
@@ -48,7 +51,7 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(r: crate::jsonrpc::Request<'_>) -> Self {
+    pub(crate) fn new(r: crate::front::jsonrpc::Request<'_>) -> Self {
         let params = match r.checked {
             Some(Value::Object(m)) => m,
             _ => r
@@ -149,6 +152,27 @@ impl Drop for Registration {
     }
 }
 
+/// 2026-07-28 results carry `resultType` and caching hints; older
+/// revisions have neither.
+fn for_revision(r: &mut ServerResult, stateless: bool) {
+    if stateless {
+        r.fill_missing_cache_hints();
+    } else {
+        r.strip_result_type_for_legacy_peer();
+    }
+}
+
+/// An answer around an already serialized result.
+fn raw_result(id: &RawValue, result: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(result.len() + 48);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.get().as_bytes());
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result);
+    out.push(b'}');
+    Bytes::from(out)
+}
+
 /// `{"jsonrpc":"2.0","id":…,"result":…}`, written directly.
 pub(crate) fn result_bytes(id: &RawValue, result: &impl Serialize) -> Bytes {
     let mut out = Vec::with_capacity(256);
@@ -191,6 +215,7 @@ pub(crate) struct Engine {
     dispatcher: Arc<Dispatcher>,
     notifier: Arc<Notifier>,
     events: Arc<Events>,
+    lists: Lists,
 }
 
 impl Engine {
@@ -198,11 +223,13 @@ impl Engine {
         dispatcher: Arc<Dispatcher>,
         notifier: Arc<Notifier>,
         events: Arc<Events>,
+        page_size: usize,
     ) -> Self {
         Self {
             dispatcher,
             notifier,
             events,
+            lists: Lists::new(page_size),
         }
     }
 
@@ -272,14 +299,18 @@ impl Engine {
                     DiscoverResult::from_server_info(versions, Self::info()),
                 ))
             }
-            "tools/list" => Ok(ServerResult::ListToolsResult(self.tools(&cx.caller))),
-            "prompts/list" => Ok(ServerResult::ListPromptsResult(self.prompts(&cx.caller))),
-            "resources/list" => Ok(ServerResult::ListResourcesResult(
-                self.resources(&cx.caller),
-            )),
-            "resources/templates/list" => Ok(ServerResult::ListResourceTemplatesResult(
-                self.templates(&cx.caller),
-            )),
+            "tools/list" => {
+                return Reply::Answer(self.list(List::Tools, &call, &cx.caller, stateless));
+            }
+            "prompts/list" => {
+                return Reply::Answer(self.list(List::Prompts, &call, &cx.caller, stateless));
+            }
+            "resources/list" => {
+                return Reply::Answer(self.list(List::Resources, &call, &cx.caller, stateless));
+            }
+            "resources/templates/list" => {
+                return Reply::Answer(self.list(List::Templates, &call, &cx.caller, stateless));
+            }
             "tools/call" => self.call_tool(&x, &cx, &call).await,
             "resources/read" => self.read_resource(&cx, call.str_param("uri")).await,
             "prompts/get" => self.get_prompt(&cx, &call).await,
@@ -315,11 +346,7 @@ impl Engine {
         };
         Reply::Answer(match result {
             Ok(mut r) => {
-                if stateless {
-                    r.fill_missing_cache_hints();
-                } else {
-                    r.strip_result_type_for_legacy_peer();
-                }
+                for_revision(&mut r, stateless);
                 Answer {
                     body: result_bytes(&call.id, &r),
                     error: None,
@@ -383,38 +410,81 @@ impl Engine {
         }
     }
 
-    fn tools(&self, caller: &pb::Caller) -> ListToolsResult {
-        let cat = self.dispatcher.catalog();
+    /// One page of a list, from the cache of serialized pages.
+    fn list(&self, list: List, call: &Call, caller: &pb::Caller, stateless: bool) -> Answer {
+        let cursor = call.params.get("cursor").and_then(Value::as_str);
+        let offset = match lists::decode_cursor(cursor) {
+            Ok(o) => o,
+            Err(e) => return error_answer(Some(&call.id), &e),
+        };
+        let cat: Arc<Catalog> = Arc::clone(&self.dispatcher.catalog());
+        let policy = self.dispatcher.visibility().policy();
+        let size = self.lists.page_size();
+        let result = self
+            .lists
+            .get(&cat, policy, caller, list, stateless, offset, || {
+                let mut r = match list {
+                    List::Tools => {
+                        let (items, next) = lists::page(&self.tools(&cat, caller), offset, size);
+                        let mut l = ListToolsResult::with_all_items(items);
+                        l.next_cursor = next;
+                        ServerResult::ListToolsResult(l)
+                    }
+                    List::Prompts => {
+                        let (items, next) = lists::page(&self.prompts(&cat, caller), offset, size);
+                        let mut l = ListPromptsResult::with_all_items(items);
+                        l.next_cursor = next;
+                        ServerResult::ListPromptsResult(l)
+                    }
+                    List::Resources => {
+                        let (items, next) =
+                            lists::page(&self.resources(&cat, caller), offset, size);
+                        let mut l = ListResourcesResult::with_all_items(items);
+                        l.next_cursor = next;
+                        ServerResult::ListResourcesResult(l)
+                    }
+                    List::Templates => {
+                        let (items, next) =
+                            lists::page(&self.templates(&cat, caller), offset, size);
+                        let mut l = ListResourceTemplatesResult::with_all_items(items);
+                        l.next_cursor = next;
+                        ServerResult::ListResourceTemplatesResult(l)
+                    }
+                };
+                for_revision(&mut r, stateless);
+                Bytes::from(serde_json::to_vec(&r).expect("a list serializes"))
+            });
+        Answer {
+            body: raw_result(&call.id, &result),
+            error: None,
+        }
+    }
+
+    fn tools(&self, cat: &Catalog, caller: &pb::Caller) -> Vec<Tool> {
         let v = self.dispatcher.visibility();
-        let tools = cat
-            .tools_list
+        cat.tools_list
             .iter()
             .filter(|t| {
                 cat.tool(&t.name)
                     .is_ok_and(|e| v.visible(caller, Kind::Tool, e.upstream.name(), &t.name))
             })
             .cloned()
-            .collect();
-        ListToolsResult::with_all_items(tools)
+            .collect()
     }
 
-    fn prompts(&self, caller: &pb::Caller) -> ListPromptsResult {
-        let cat = self.dispatcher.catalog();
+    fn prompts(&self, cat: &Catalog, caller: &pb::Caller) -> Vec<Prompt> {
         let v = self.dispatcher.visibility();
-        let items = cat
-            .prompts_list
+        cat.prompts_list
             .iter()
             .filter(|p| {
                 cat.prompt(&p.name)
                     .is_ok_and(|e| v.visible(caller, Kind::Prompt, e.upstream.name(), &p.name))
             })
             .cloned()
-            .collect();
-        ListPromptsResult::with_all_items(items)
+            .collect()
     }
 
-    fn resources(&self, caller: &pb::Caller) -> ListResourcesResult {
-        let cat = self.dispatcher.catalog();
+    fn resources(&self, cat: &Catalog, caller: &pb::Caller) -> Vec<Resource> {
         let v = self.dispatcher.visibility();
         let mut items: Vec<Resource> = cat
             .resources_list
@@ -429,19 +499,16 @@ impl Engine {
                 )
                 .with_mime_type("application/json"),
         );
-        ListResourcesResult::with_all_items(items)
+        items
     }
 
-    fn templates(&self, caller: &pb::Caller) -> ListResourceTemplatesResult {
-        let cat = self.dispatcher.catalog();
+    fn templates(&self, cat: &Catalog, caller: &pb::Caller) -> Vec<ResourceTemplate> {
         let v = self.dispatcher.visibility();
-        let items = cat
-            .templates_list
+        cat.templates_list
             .iter()
             .filter(|t| v.sees_uri(caller, &t.uri_template))
             .cloned()
-            .collect();
-        ListResourceTemplatesResult::with_all_items(items)
+            .collect()
     }
 
     async fn call_tool(

@@ -1,5 +1,10 @@
-//! The MCP server side the gateway owns: one engine for every transport and
-//! both protocol revisions, and the 2025-11-25 sessions it serves.
+//! The front doors: Streamable HTTP and stdio, over the MCP server side
+//! the gateway owns (one engine for every transport and both protocol
+//! revisions, and the 2025-11-25 sessions it serves).
 
 pub(crate) mod engine;
+pub mod http;
+pub(crate) mod jsonrpc;
+mod lists;
 pub(crate) mod session;
+pub(crate) mod stdio;

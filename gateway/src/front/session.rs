@@ -24,8 +24,8 @@ use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthMode, Identity};
-use crate::notify::SessionState;
+use crate::pipeline::notify::{Notifier, SessionState};
+use crate::security::auth::{AuthMode, Identity};
 
 /// Who may use a session: the principal and the auth mode it came in under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,15 +190,22 @@ pub(crate) struct Sessions {
     epoch: Instant,
     /// Ends every session (shutdown).
     all: CancellationToken,
+    /// Told when sessions end, so it forgets them.
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Sessions {
-    pub(crate) fn new(limits: SessionLimits, all: CancellationToken) -> Arc<Self> {
+    pub(crate) fn new(
+        limits: SessionLimits,
+        all: CancellationToken,
+        notifier: Option<Arc<Notifier>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             table: Mutex::default(),
             limits,
             epoch: Instant::now(),
             all,
+            notifier,
         })
     }
 
@@ -240,9 +247,13 @@ impl Sessions {
                 .map(|s| s.id.clone())
                 .collect()
         };
+        let any = !expired.is_empty();
         for id in expired {
             tracing::debug!(session = %session_ref(&id), "session expired");
-            self.close(&id);
+            self.end(&id);
+        }
+        if any {
+            self.forgotten();
         }
     }
 
@@ -289,6 +300,18 @@ impl Sessions {
 
     /// Ends session `id`: its streams close and its calls are cancelled.
     pub(crate) fn close(&self, id: &str) {
+        self.end(id);
+        self.forgotten();
+    }
+
+    fn forgotten(&self) {
+        if let Some(n) = &self.notifier {
+            n.prune();
+        }
+        crate::control::memory::freed();
+    }
+
+    fn end(&self, id: &str) {
         let s = {
             let mut t = self.table.lock().expect("session table");
             let Some(s) = t.sessions.remove(id) else {
@@ -301,7 +324,7 @@ impl Sessions {
                 }
             }
             // A map keeps its peak capacity: after a burst of sessions
-            // ends, give it back (see crate::memory).
+            // ends, give it back (see crate::control::memory).
             if shrinkable(t.sessions.len(), t.sessions.capacity()) {
                 t.sessions.shrink_to_fit();
                 t.held.shrink_to_fit();
@@ -312,7 +335,6 @@ impl Sessions {
         for (_, ct) in s.inflight.lock().expect("inflight").drain() {
             ct.cancel();
         }
-        crate::memory::freed();
     }
 }
 
@@ -352,6 +374,7 @@ mod tests {
                 idle: Duration::from_secs(60),
             },
             CancellationToken::new(),
+            None,
         )
     }
 

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use mcp_gateway::events::EventStats;
+use mcp_gateway::EventStats;
 use mcp_provider_sdk::prelude::*;
 use rmcp::model::{ReadResourceRequestParams, ResourceContents, SubscriptionFilter};
 use serde_json::json;

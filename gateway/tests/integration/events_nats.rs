@@ -5,7 +5,7 @@ use std::{collections::HashSet, time::Duration};
 
 use async_nats::HeaderMap;
 use futures::StreamExt;
-use mcp_gateway::events::NatsState;
+use mcp_gateway::NatsState;
 use serde_json::json;
 
 use crate::{common::*, events::*};

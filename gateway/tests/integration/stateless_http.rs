@@ -363,3 +363,90 @@ async fn a_stateless_call_is_cancelled_when_its_client_goes_away() {
     assert!(probe.slow_cancelled.load(Ordering::SeqCst));
     stop_and_logs(child).await;
 }
+
+/// Lists come in pages of `limits.list_page_size`, linked by `nextCursor`,
+/// on both revisions; a cursor the gateway did not give out is -32602.
+#[tokio::test]
+async fn lists_come_in_pages_linked_by_cursors() {
+    init();
+    let provider = spawn_kit(Arc::default()).await;
+    let port = free_port().await;
+    let yaml = config_yaml(
+        &[("kit", provider.addr())],
+        &format!("listen: 127.0.0.1:{port}\nlimits:\n  list_page_size: 2\n"),
+    );
+    let (child, _cfg, ready) = gateway_process(&yaml, port, &[]).await;
+    assert!(ready.contains("ready"), "{ready}");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let session = open_session(&url).await;
+    let in_session = [
+        ("content-type".to_string(), "application/json".to_string()),
+        (
+            "accept".into(),
+            "application/json, text/event-stream".into(),
+        ),
+        ("mcp-session-id".into(), session),
+    ];
+    let list = |cursor: Option<String>, stateless: bool| {
+        let url = url.clone();
+        let in_session = in_session.clone();
+        async move {
+            let mut params = json!({});
+            if let Some(c) = cursor {
+                params["cursor"] = json!(c);
+            }
+            if stateless {
+                params["_meta"] = json!({
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {}
+                });
+            }
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params});
+            let headers: Vec<(String, String)> = if stateless {
+                vec![
+                    ("content-type".into(), "application/json".into()),
+                    (
+                        "accept".into(),
+                        "application/json, text/event-stream".into(),
+                    ),
+                    ("mcp-protocol-version".into(), "2026-07-28".into()),
+                    ("mcp-method".into(), "tools/list".into()),
+                ]
+            } else {
+                in_session.to_vec()
+            };
+            let (status, _, text) = post(&url, &body, &headers).await;
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    for stateless in [false, true] {
+        let mut names = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = list(cursor.clone(), stateless).await;
+            let tools = page["result"]["tools"].as_array().unwrap().clone();
+            assert!(tools.len() <= 2, "{page}");
+            names.extend(
+                tools
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_string()),
+            );
+            pages += 1;
+            match page["result"]["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert!(pages >= 3, "the kit has more than four tools: {names:?}");
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "no tool twice: {names:?}");
+        assert!(names.iter().any(|n| n == "kit.echo.v1"), "{names:?}");
+        let bad = list(Some("not-a-cursor".into()), stateless).await;
+        assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    }
+    stop_and_logs(child).await;
+}

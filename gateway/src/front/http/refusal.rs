@@ -169,10 +169,10 @@ impl Refusal {
         )
     }
 
-    /// What the framing check found wrong ([`crate::jsonrpc`]): a message
+    /// What the framing check found wrong ([`crate::front::jsonrpc`]): a message
     /// refused whole is a 400; mistyped params are answered like any other
     /// error of a request.
-    pub(super) fn rejected(r: &crate::jsonrpc::Rejection) -> Self {
+    pub(super) fn rejected(r: &crate::front::jsonrpc::Rejection) -> Self {
         let status = if r.is_framing() {
             StatusCode::BAD_REQUEST
         } else {

@@ -15,11 +15,11 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::{
     config::Naming,
-    convert,
-    error::GatewayError,
-    naming::{UriMap, exposed_name, scheme_of},
-    schema::Schema,
-    upstream::Upstream,
+    pipeline::convert,
+    pipeline::error::GatewayError,
+    pipeline::naming::{UriMap, exposed_name, scheme_of},
+    pipeline::schema::Schema,
+    southbound::Upstream,
 };
 
 /// One provider's items at one revision, with schemas compiled. Kept by the
@@ -92,7 +92,7 @@ impl ProviderItems {
     }
 }
 
-fn cache_for(up: &Upstream, def: &pb::Tool) -> Option<Arc<crate::cache::ResultCache>> {
+fn cache_for(up: &Upstream, def: &pb::Tool) -> Option<Arc<crate::southbound::cache::ResultCache>> {
     let listed = up.config.cache.as_ref()?.tools.contains(&def.name);
     let read_only = def.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true);
     if listed && !read_only {
@@ -119,7 +119,7 @@ pub struct ToolEntry {
     pub output: Option<Arc<Schema>>,
     pub uris: Arc<UriMap>,
     /// Set only for read-only tools the provider's config opts in.
-    pub cache: Option<Arc<crate::cache::ResultCache>>,
+    pub cache: Option<Arc<crate::southbound::cache::ResultCache>>,
     /// The input schema names SEP-2243 `x-mcp-header` parameters, which
     /// the HTTP front door checks against `Mcp-Param-*` headers.
     pub param_headers: bool,

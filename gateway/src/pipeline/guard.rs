@@ -10,7 +10,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{backoff::Backoff, config::Retries, error::GatewayError, upstream::Breaker};
+use crate::{
+    backoff::Backoff, config::Retries, pipeline::error::GatewayError, southbound::Breaker,
+};
 
 /// What bounds calls to one provider.
 pub(crate) struct CallLimits<'a> {
@@ -129,7 +131,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::upstream::BreakerState;
+    use crate::southbound::BreakerState;
 
     struct Fixture {
         slots: Arc<Semaphore>,

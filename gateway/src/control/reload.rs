@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{Gateway, config::Config, registry::Applied};
+use crate::{Gateway, config::Config, pipeline::registry::Applied};
 
 /// Editors write in bursts (truncate, write, rename): wait for quiet.
 const DEBOUNCE: Duration = Duration::from_millis(250);

@@ -19,7 +19,7 @@ use crate::front::{
     engine::Engine,
     session::{SessionLimits, Sessions},
 };
-use crate::{Gateway, drain::Drain};
+use crate::{Gateway, control::drain::Drain};
 
 mod admission;
 mod body;
@@ -33,8 +33,19 @@ use refusal::Refusal;
 /// Header naming the calling agent.
 const AGENT_HEADER: &str = "x-agent-name";
 
+/// Shared by every handler and middleware: cloned per request and layer,
+/// so one reference count.
 #[derive(Clone)]
-struct AppState {
+struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+struct Shared {
     gateway: Gateway,
     /// MCP POST/DELETE exchanges whose response body is still being sent.
     exchanges: Arc<Drain>,
@@ -85,16 +96,17 @@ pub fn router(
             idle: limits.session_idle_timeout,
         },
         stop.clone(),
+        Some(gateway.notifier().clone()),
     );
     sessions.spawn_reaper();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         gateway: gateway.clone(),
         exchanges,
         engine: Arc::new(gateway.engine()),
         admission: Arc::new(admission::Admission::new(hosts.as_deref(), &origins)),
         sessions,
         stop,
-    };
+    }));
     let mcp = Router::new()
         .route("/mcp", any(mcp::mcp))
         .layer(middleware::from_fn_with_state(
@@ -179,7 +191,7 @@ pub async fn serve(
             None
         })
     });
-    crate::memory::start_trimming();
+    crate::control::memory::start_trimming();
     let server = conn::serve(listener, tls, app, limits, stop_accepting.clone());
     // Connections that still linger after the grace period are cut.
     let hard_stop = async move {
@@ -264,7 +276,7 @@ async fn resource_metadata(
     }))
 }
 
-/// Establishes the caller's [`Identity`](crate::auth::Identity) for every
+/// Establishes the caller's [`Identity`](crate::security::auth::Identity) for every
 /// request behind it, and applies the per-principal rate limit. Refusals
 /// happen here, before the JSON-RPC layer.
 async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -281,7 +293,7 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
             tracing::info!(path = %req.uri().path(), reason = %e, "unauthenticated request refused");
             let resource = resource_url(&s, req.headers());
             let mut challenge = format!("Bearer resource_metadata=\"{}\"", metadata_url(&resource));
-            if let crate::auth::AuthError::Invalid(msg) = &e {
+            if let crate::security::auth::AuthError::Invalid(msg) = &e {
                 // Quotes and backslashes cannot appear: messages are ours.
                 challenge.push_str(&format!(
                     ", error=\"invalid_token\", error_description=\"{}\"",
@@ -313,12 +325,12 @@ enum Operator {
     /// Holds an operator role: sees everything.
     Yes,
     /// Sees only itself, and only what its policy lets it see.
-    No(crate::auth::Identity),
+    No(crate::security::auth::Identity),
 }
 
 async fn authenticate_admin(state: State<AppState>, req: Request, next: Next) -> Response {
     let cfg = state.gateway.auth();
-    if cfg.config().protect_admin && cfg.config().mode != crate::auth::AuthMode::None {
+    if cfg.config().protect_admin && cfg.config().mode != crate::security::auth::AuthMode::None {
         authenticate(state, req, next).await
     } else {
         next.run(req).await
@@ -330,7 +342,7 @@ async fn authenticate_admin(state: State<AppState>, req: Request, next: Next) ->
 async fn operator(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let auth = s.gateway.auth();
     let cfg = auth.config();
-    let who = match req.extensions().get::<crate::auth::Identity>() {
+    let who = match req.extensions().get::<crate::security::auth::Identity>() {
         None => Operator::Open,
         Some(id) if id.has_any_role(&cfg.operator_roles) => Operator::Yes,
         Some(id) => Operator::No(id.clone()),
@@ -393,15 +405,15 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
 /// Prometheus text format. Gauges that are cheap to read are set at scrape
 /// time rather than tracked on every change.
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let handle = crate::telemetry::metrics();
+    let handle = crate::observe::telemetry::metrics();
     let g = &s.gateway;
     metrics::gauge!("mcp_gateway_in_flight_calls").set(g.dispatcher().in_flight() as f64);
     metrics::gauge!("mcp_gateway_sessions").set(s.sessions.count() as f64);
     for p in g.registry().statuses() {
         let breaker = match p.breaker {
-            crate::upstream::BreakerState::Closed => 0.0,
-            crate::upstream::BreakerState::HalfOpen => 1.0,
-            crate::upstream::BreakerState::Open => 2.0,
+            crate::southbound::BreakerState::Closed => 0.0,
+            crate::southbound::BreakerState::HalfOpen => 1.0,
+            crate::southbound::BreakerState::Open => 2.0,
         };
         metrics::gauge!("mcp_gateway_breaker_state", "provider" => p.name.clone()).set(breaker);
         for state in ["connecting", "ready", "degraded", "down"] {
@@ -473,8 +485,12 @@ async fn usage(
             };
             d.analytics().usage_of(window, |tool, provider, principal| {
                 principal == id.principal
-                    && d.visibility()
-                        .visible(&caller, crate::policy::Kind::Tool, provider, tool)
+                    && d.visibility().visible(
+                        &caller,
+                        crate::security::policy::Kind::Tool,
+                        provider,
+                        tool,
+                    )
             })
         }
     };

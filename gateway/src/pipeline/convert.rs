@@ -10,7 +10,7 @@ use rmcp::model::{
 use serde_json::Value;
 use std::sync::Arc;
 
-use crate::naming::UriMap;
+use crate::pipeline::naming::UriMap;
 
 /// Empty bytes mean "absent" in the contract.
 pub fn json_opt(bytes: &[u8]) -> Result<Option<Value>, String> {

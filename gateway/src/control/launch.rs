@@ -12,7 +12,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Launch, registry::Registry};
+use crate::{config::Launch, pipeline::registry::Registry};
 
 /// First restart delay; doubles per crash up to `restart_max`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -210,8 +210,8 @@ async fn poke_until_ready(provider: String, registry: Arc<Registry>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ready = registry.statuses().iter().any(|s| {
             s.name == provider
-                && s.state != crate::registry::ProviderState::Down
-                && s.state != crate::registry::ProviderState::Connecting
+                && s.state != crate::pipeline::registry::ProviderState::Down
+                && s.state != crate::pipeline::registry::ProviderState::Connecting
         });
         if ready {
             return;

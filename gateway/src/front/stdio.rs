@@ -1,5 +1,5 @@
 //! MCP over stdin/stdout: newline-delimited JSON-RPC, one client.
-//! - Every line is checked ([`crate::jsonrpc`]); a malformed one is answered
+//! - Every line is checked ([`crate::front::jsonrpc`]); a malformed one is answered
 //!   with `-32700`/`-32600`/`-32602` and logged, not dropped.
 //! - A last line without a newline still counts at EOF.
 //! - 2025-11-25: `initialize` opens the one session; 2026-07-28 requests
@@ -20,12 +20,12 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::auth::Identity;
+use crate::front::jsonrpc::{self, Message};
 use crate::front::{
     engine::{self, Call, Engine, Exchange, Reply, error_answer},
     session::Session,
 };
-use crate::jsonrpc::{self, Message};
+use crate::security::auth::Identity;
 
 /// Lines waiting for stdout.
 const QUEUE: usize = 256;

@@ -10,10 +10,10 @@ use mcp_gateway_proto::provider as pb;
 use rmcp::model::{CallToolResult, ContentBlock};
 
 use crate::{
-    catalog::Catalog,
-    error::GatewayError,
-    policy::{Kind, Policy},
-    registry::Registry,
+    pipeline::catalog::Catalog,
+    pipeline::error::GatewayError,
+    pipeline::registry::Registry,
+    security::policy::{Kind, Policy},
 };
 
 /// The policy in force and the catalog it is applied to. One value, shared
@@ -55,8 +55,8 @@ impl Visibility {
     /// URI alike.
     pub fn visible_resource(&self, caller: &pb::Caller, provider: &str, uri: &str) -> bool {
         let cat = self.catalog();
-        let own = crate::policy::lower_scheme(cat.provider_uri(provider, uri));
-        let exposed = crate::policy::lower_scheme(uri);
+        let own = crate::security::policy::lower_scheme(cat.provider_uri(provider, uri));
+        let exposed = crate::security::policy::lower_scheme(uri);
         self.policy
             .load()
             .allows_any_name(caller, Kind::Resource, provider, &[&exposed, &own])
@@ -149,7 +149,7 @@ impl Visibility {
         &self,
         caller: &pb::Caller,
         name: &str,
-    ) -> Result<Arc<crate::catalog::ToolEntry>, GatewayError> {
+    ) -> Result<Arc<crate::pipeline::catalog::ToolEntry>, GatewayError> {
         let cat = self.catalog();
         self.resolve_visible(
             caller,
@@ -167,7 +167,7 @@ impl Visibility {
         &self,
         caller: &pb::Caller,
         name: &str,
-    ) -> Result<Arc<crate::catalog::PromptEntry>, GatewayError> {
+    ) -> Result<Arc<crate::pipeline::catalog::PromptEntry>, GatewayError> {
         let cat = self.catalog();
         self.resolve_visible(
             caller,

@@ -329,10 +329,11 @@ impl Authenticator {
                     out
                 }
                 (None, Some(r)) => {
-                    let key = crate::secret::resolve(r, base_dir).map_err(|e| SetupError {
-                        field: format!("{field}.key"),
-                        message: e.to_string(),
-                    })?;
+                    let key =
+                        crate::security::secret::resolve(r, base_dir).map_err(|e| SetupError {
+                            field: format!("{field}.key"),
+                            message: e.to_string(),
+                        })?;
                     Sha256::digest(key.as_bytes()).into()
                 }
                 (None, None) => {
@@ -360,7 +361,7 @@ impl Authenticator {
                 };
                 let key = match (k.alg, &k.secret, &k.public_key) {
                     (Alg::HS256, Some(s), _) => {
-                        let s = crate::secret::resolve(s, base_dir)
+                        let s = crate::security::secret::resolve(s, base_dir)
                             .map_err(|e| setup(format!("secret: {e}")))?;
                         DecodingKey::from_secret(s.as_bytes())
                     }

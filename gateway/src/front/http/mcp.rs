@@ -25,10 +25,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AppState, refusal::Refusal};
-use crate::auth::Identity;
 use crate::front::engine::{self, Answer, Call, Engine, Exchange, Reply};
+use crate::front::jsonrpc::{self, Message};
 use crate::front::session::{Owner, Session};
-use crate::jsonrpc::{self, Message};
+use crate::security::auth::Identity;
 
 pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";

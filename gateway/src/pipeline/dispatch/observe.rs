@@ -9,7 +9,7 @@ use serde_json::Value;
 use rmcp::model::{CallToolResult, GetPromptResult, ReadResourceResult};
 
 use super::{Dispatcher, RequestCx};
-use crate::{audit, error::GatewayError};
+use crate::{observe::audit, pipeline::error::GatewayError};
 
 /// What a request learned on the way, for its log line, metrics and audit
 /// record. Set-once cells so the pipeline can fill them from inside `work`.
@@ -74,7 +74,7 @@ impl Dispatcher {
             _ => "",
         };
         let principal = cx.caller.principal.as_str();
-        let arguments = trace.arguments.get().map(crate::redact::for_log);
+        let arguments = trace.arguments.get().map(crate::security::redact::for_log);
         match &r {
             Err(e) => {
                 tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")

@@ -3,7 +3,7 @@
 //! the provider said.
 
 use super::Dispatcher;
-use crate::{error::GatewayError, upstream::Upstream};
+use crate::{pipeline::error::GatewayError, southbound::Upstream};
 
 impl Dispatcher {
     pub(super) fn status_error(&self, up: &Upstream, status: tonic::Status) -> GatewayError {
@@ -11,12 +11,12 @@ impl Dispatcher {
         let lost = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal)
             && is_transport_failure(&status);
         if status.code() == tonic::Code::Cancelled && status.message().contains("Timeout expired") {
-            return crate::guard::deadline_error(name, up.config.timeouts.invoke);
+            return crate::pipeline::guard::deadline_error(name, up.config.timeouts.invoke);
         }
         if lost || status.code() == tonic::Code::Unavailable {
             // Re-check now so a dead provider leaves the catalog promptly.
             self.registry.poke(name);
-            let detail = crate::upstream::describe_status(&status, &up.config);
+            let detail = crate::southbound::describe_status(&status, &up.config);
             let message = if lost {
                 format!("connection to the provider was lost: {detail}")
             } else {

@@ -18,7 +18,7 @@ use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{catalog::ListChanges, dispatch::Visibility};
+use crate::{pipeline::catalog::ListChanges, pipeline::dispatch::Visibility};
 use mcp_gateway_proto::provider as pb;
 
 /// Messages kept for a session's stream: replayed on reconnection
@@ -199,6 +199,15 @@ impl Notifier {
         s.push(Arc::downgrade(state));
     }
 
+    /// Forgets sessions that ended (and the room they took).
+    pub fn prune(&self) {
+        let mut s = self.sessions.lock().expect("sessions lock");
+        s.retain(|w| w.strong_count() > 0);
+        if s.capacity() >= 64 && s.len() < s.capacity() / 4 {
+            s.shrink_to_fit();
+        }
+    }
+
     fn live_sessions(&self, want: impl Fn(&SessionState) -> bool) -> Vec<Arc<SessionState>> {
         let mut s = self.sessions.lock().expect("sessions lock");
         s.retain(|w| w.strong_count() > 0);
@@ -254,27 +263,40 @@ impl Notifier {
         // The policy is asked again: it may have hidden the URI since the
         // session subscribed (a reload, or a provider that appeared later).
         let sees = |c: &pb::Caller| self.visibility.sees_uri(c, uri);
-        let params = json!({"uri": uri});
-        let message = notification("notifications/resources/updated", params.clone());
-        for s in self.live_sessions(|s| s.wants(uri) && sees(&s.caller())) {
-            s.outbox.push(message.clone());
+        let params = || json!({"uri": uri});
+        let targets = self.live_sessions(|s| s.wants(uri) && sees(&s.caller()));
+        if !targets.is_empty() {
+            let message = notification("notifications/resources/updated", params());
+            for s in targets {
+                s.outbox.push(message.clone());
+            }
         }
-        self.to_listeners("notifications/resources/updated", params, |l| {
-            l.filter.uris.iter().any(|u| u == uri) && sees(&l.caller)
-        });
+        if !self.listeners.lock().expect("listeners").is_empty() {
+            self.to_listeners("notifications/resources/updated", params(), |l| {
+                l.filter.uris.iter().any(|u| u == uri) && sees(&l.caller)
+            });
+        }
     }
 
     /// `notifications/message` to 2025-11-25 sessions (2026-07-28 has no
-    /// logging on listen streams; they can read `events://recent`).
+    /// logging on listen streams; they can read `events://recent`). `data`
+    /// is only built when some session wants the message.
     #[allow(deprecated)]
-    pub fn log(&self, param: LoggingMessageNotificationParam, provider: Option<&str>) {
+    pub fn log(
+        &self,
+        level: LoggingLevel,
+        logger: &str,
+        provider: Option<&str>,
+        data: impl FnOnce() -> Value,
+    ) {
         let visible = |s: &SessionState| {
             provider.is_none_or(|p| self.visibility.sees_provider(&s.caller(), p))
         };
-        let targets = self.live_sessions(|s| s.logs(param.level) && visible(s));
+        let targets = self.live_sessions(|s| s.logs(level) && visible(s));
         if targets.is_empty() {
             return;
         }
+        let param = LoggingMessageNotificationParam::new(level, data()).with_logger(logger);
         let params = serde_json::to_value(&param).unwrap_or(Value::Null);
         let message = notification("notifications/message", params);
         for s in targets {

@@ -4,7 +4,7 @@
 //! it every `refresh_interval` while it is up (cheaply: `known_revision` lets
 //! the provider answer "unchanged"), and retries every `retry_interval` while
 //! it is down. Any change rebuilds the catalog and is broadcast as
-//! [`ListChanges`](crate::catalog::ListChanges) for the MCP layer to turn into list_changed notifications.
+//! [`ListChanges`](crate::pipeline::catalog::ListChanges) for the MCP layer to turn into list_changed notifications.
 
 use std::{
     sync::{
@@ -19,10 +19,10 @@ use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::upstream::Upstream;
+use crate::southbound::Upstream;
 use crate::{
-    catalog::{Catalog, ListChanges, ProviderItems},
     config::{Config, Discovery, Naming},
+    pipeline::catalog::{Catalog, ListChanges, ProviderItems},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +42,7 @@ pub struct ProviderStatus {
     pub name: String,
     pub endpoint: String,
     pub state: ProviderState,
-    pub breaker: crate::upstream::BreakerState,
+    pub breaker: crate::southbound::BreakerState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,7 +94,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(config: &Config) -> Result<Arc<Self>, crate::upstream::UpstreamError> {
+    pub fn new(config: &Config) -> Result<Arc<Self>, crate::southbound::UpstreamError> {
         let stop = CancellationToken::new();
         let slots = config
             .providers
@@ -136,7 +136,7 @@ impl Registry {
     pub async fn apply(
         self: &Arc<Self>,
         config: &Config,
-    ) -> Result<Applied, crate::upstream::UpstreamError> {
+    ) -> Result<Applied, crate::southbound::UpstreamError> {
         let old = self.slots.load_full();
         let mut applied = Applied::default();
         let mut fresh = Vec::new();
@@ -264,7 +264,8 @@ impl Registry {
             .map(|s| {
                 let (mut state, seen, err) = s.state.lock().expect("state lock").clone();
                 let breaker = s.upstream.breaker.state();
-                if state == ProviderState::Ready && breaker != crate::upstream::BreakerState::Closed
+                if state == ProviderState::Ready
+                    && breaker != crate::southbound::BreakerState::Closed
                 {
                     state = ProviderState::Degraded;
                 }
@@ -357,7 +358,7 @@ impl Registry {
                 let err = format!(
                     "{:?}: {}",
                     status.code(),
-                    crate::upstream::describe_status(&status, &slot.upstream.config)
+                    crate::southbound::describe_status(&status, &slot.upstream.config)
                 );
                 let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
                 let had = slot.items.swap(None);
@@ -416,7 +417,7 @@ impl Slot {
         max_payload: usize,
         base_dir: &std::path::Path,
         stop: &CancellationToken,
-    ) -> Result<Arc<Self>, crate::upstream::UpstreamError> {
+    ) -> Result<Arc<Self>, crate::southbound::UpstreamError> {
         Ok(Arc::new(Slot {
             upstream: Upstream::new(config, max_payload, base_dir)?,
             items: ArcSwapOption::empty(),

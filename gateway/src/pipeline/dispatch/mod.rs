@@ -2,7 +2,7 @@
 //! visibility-aware lookup → rate limit → validation → cache → guarded
 //! provider call → result mapping → observation. Who sees what is in
 //! `visibility`, accounting in `observe`, gRPC status mapping in `status`,
-//! and the guard around the call in `crate::guard`.
+//! and the guard around the call in `crate::pipeline::guard`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,20 +23,19 @@ mod visibility;
 pub use visibility::Visibility;
 
 use observe::CallFacts;
-pub use observe::Outcome;
 
 use crate::{
-    analytics::Analytics,
-    audit::{self, AuditLog},
-    catalog::Catalog,
-    convert,
-    drain::Drain,
-    error::GatewayError,
-    naming::UriMap,
-    ratelimit::RateLimits,
-    redact::{LoggingConfig, Redactor},
-    registry::Registry,
-    upstream::Upstream,
+    control::drain::Drain,
+    observe::analytics::Analytics,
+    observe::audit::{self, AuditLog},
+    pipeline::catalog::Catalog,
+    pipeline::convert,
+    pipeline::error::GatewayError,
+    pipeline::naming::UriMap,
+    pipeline::registry::Registry,
+    security::ratelimit::RateLimits,
+    security::redact::{LoggingConfig, Redactor},
+    southbound::Upstream,
 };
 
 /// How long a result waits for its stream's trailers.
@@ -76,7 +75,7 @@ pub struct Dispatcher {
     max_payload: usize,
     drain: Arc<Drain>,
     audit: Option<AuditLog>,
-    audit_stream: Option<crate::audit_nats::AuditStream>,
+    audit_stream: Option<crate::observe::audit_nats::AuditStream>,
     analytics: Arc<Analytics>,
     /// Who sees what (the policy in force), shared with the notifier.
     visibility: Arc<Visibility>,
@@ -91,7 +90,7 @@ impl Dispatcher {
         registry: Arc<Registry>,
         max_payload: usize,
         audit: Option<AuditLog>,
-        audit_stream: Option<crate::audit_nats::AuditStream>,
+        audit_stream: Option<crate::observe::audit_nats::AuditStream>,
         analytics: Arc<Analytics>,
         visibility: Arc<Visibility>,
     ) -> Self {
@@ -217,10 +216,12 @@ impl Dispatcher {
         if self.audit.is_some() || self.audit_stream.is_some() {
             let _ = trace.args_sha256.set(audit::digest(&arguments));
         }
-        let cache_key = entry
-            .cache
-            .as_ref()
-            .map(|c| (c, crate::cache::key(&exposed, &cx.caller, &args)));
+        let cache_key = entry.cache.as_ref().map(|c| {
+            (
+                c,
+                crate::southbound::cache::key(&exposed, &cx.caller, &args),
+            )
+        });
         if let Some((cache, key)) = &cache_key {
             let labels = [
                 ("provider", entry.upstream.name().to_string()),
@@ -325,7 +326,7 @@ impl Dispatcher {
         tool: &str,
         provider: &str,
         uris: &UriMap,
-        output: Option<&crate::schema::Schema>,
+        output: Option<&crate::pipeline::schema::Schema>,
         r: pb::ToolResult,
     ) -> Result<CallToolResult, GatewayError> {
         let bad = |detail: String| GatewayError::BadProviderResponse {
@@ -500,7 +501,7 @@ impl Dispatcher {
         let _inflight = self.drain.enter().ok_or(GatewayError::ShuttingDown)?;
         // Counted per upstream so calls fill channels in order (see upstream).
         let _on_upstream = up.track();
-        let limits = crate::guard::CallLimits {
+        let limits = crate::pipeline::guard::CallLimits {
             provider: up.name(),
             slots: &up.slots,
             max_concurrency: up.config.max_concurrency,
@@ -508,7 +509,7 @@ impl Dispatcher {
             budget: up.config.timeouts.invoke,
             retries: &up.config.retries,
         };
-        crate::guard::run(
+        crate::pipeline::guard::run(
             limits,
             &cx.cancel,
             repeatable,

@@ -6,7 +6,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use crate::registry::Registry;
+use crate::pipeline::registry::Registry;
 
 /// Starts watching every provider's TLS files; stops with the registry.
 pub fn spawn(registry: Arc<Registry>) {

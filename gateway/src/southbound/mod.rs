@@ -1,8 +1,9 @@
 //! Southbound: talking to one provider over a pool of gRPC channels.
 
 mod breaker;
+pub mod cache;
 
-pub use breaker::{Breaker, BreakerState, Open as BreakerOpen, Permit};
+pub use breaker::{Breaker, BreakerState};
 
 use std::{
     sync::{
@@ -137,7 +138,7 @@ pub struct Upstream {
     pub breaker: Arc<Breaker>,
     /// The bulkhead: one permit per call in flight.
     pub slots: Arc<tokio::sync::Semaphore>,
-    pub cache: Option<Arc<crate::cache::ResultCache>>,
+    pub cache: Option<Arc<crate::southbound::cache::ResultCache>>,
     /// Swapped whole when TLS files change (see [`Upstream::reload_tls`]).
     channels: arc_swap::ArcSwap<Vec<Channel>>,
     /// Calls in flight to this provider.
@@ -181,10 +182,12 @@ impl Upstream {
         Ok(Arc::new(Self {
             breaker: Breaker::new(config.breaker.failures, config.breaker.cool_down),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
-            cache: config
-                .cache
-                .as_ref()
-                .map(|c| Arc::new(crate::cache::ResultCache::new(c.max_entries, c.ttl))),
+            cache: config.cache.as_ref().map(|c| {
+                Arc::new(crate::southbound::cache::ResultCache::new(
+                    c.max_entries,
+                    c.ttl,
+                ))
+            }),
             config,
             channels: arc_swap::ArcSwap::from_pointee(channels),
             in_flight: AtomicUsize::new(0),
