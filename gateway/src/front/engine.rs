@@ -235,16 +235,13 @@ impl Engine {
 
     #[allow(deprecated)] // logging capability, for 2025-11-25 sessions
     fn info() -> ServerConfig {
-        let caps = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_tool_list_changed()
-            .enable_prompts()
-            .enable_prompts_list_changed()
-            .enable_resources()
-            .enable_resources_list_changed()
-            .enable_resources_subscribe()
-            .enable_logging()
-            .build();
+        let caps: ServerCapabilities = serde_json::from_value(json!({
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": true},
+            "logging": {},
+        }))
+        .expect("capabilities deserialize");
         InitializeResult::new(caps)
             .with_server_info(Implementation::new(
                 "mcp-gateway",
@@ -423,32 +420,21 @@ impl Engine {
         let result = self
             .lists
             .get(&cat, policy, caller, list, stateless, offset, || {
+                // One page of `items` as the list result type `$result`.
+                macro_rules! page {
+                    ($items:expr, $result:ident) => {{
+                        let (items, next) = lists::page(&$items, offset, size);
+                        let mut l = $result::with_all_items(items);
+                        l.next_cursor = next;
+                        ServerResult::$result(l)
+                    }};
+                }
                 let mut r = match list {
-                    List::Tools => {
-                        let (items, next) = lists::page(&self.tools(&cat, caller), offset, size);
-                        let mut l = ListToolsResult::with_all_items(items);
-                        l.next_cursor = next;
-                        ServerResult::ListToolsResult(l)
-                    }
-                    List::Prompts => {
-                        let (items, next) = lists::page(&self.prompts(&cat, caller), offset, size);
-                        let mut l = ListPromptsResult::with_all_items(items);
-                        l.next_cursor = next;
-                        ServerResult::ListPromptsResult(l)
-                    }
-                    List::Resources => {
-                        let (items, next) =
-                            lists::page(&self.resources(&cat, caller), offset, size);
-                        let mut l = ListResourcesResult::with_all_items(items);
-                        l.next_cursor = next;
-                        ServerResult::ListResourcesResult(l)
-                    }
+                    List::Tools => page!(self.tools(&cat, caller), ListToolsResult),
+                    List::Prompts => page!(self.prompts(&cat, caller), ListPromptsResult),
+                    List::Resources => page!(self.resources(&cat, caller), ListResourcesResult),
                     List::Templates => {
-                        let (items, next) =
-                            lists::page(&self.templates(&cat, caller), offset, size);
-                        let mut l = ListResourceTemplatesResult::with_all_items(items);
-                        l.next_cursor = next;
-                        ServerResult::ListResourceTemplatesResult(l)
+                        page!(self.templates(&cat, caller), ListResourceTemplatesResult)
                     }
                 };
                 for_revision(&mut r, stateless);
