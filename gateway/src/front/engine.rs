@@ -278,7 +278,7 @@ impl Engine {
 
     /// Answers one request (never `initialize`: see [`Engine::initialize`]).
     #[allow(deprecated)] // logging/setLevel
-    pub(crate) async fn request(&self, x: Exchange, call: Call) -> Reply {
+    pub(crate) async fn request(&self, x: Exchange, mut call: Call) -> Reply {
         let cx = self.request_cx(&x, &call);
         let stateless = x.stateless();
         let _tracked = x
@@ -308,9 +308,9 @@ impl Engine {
             "resources/templates/list" => {
                 return Reply::Answer(self.list(List::Templates, &call, &cx.caller, stateless));
             }
-            "tools/call" => self.call_tool(&x, &cx, &call).await,
+            "tools/call" => self.call_tool(&x, &cx, &mut call).await,
             "resources/read" => self.read_resource(&cx, call.str_param("uri")).await,
-            "prompts/get" => self.get_prompt(&cx, &call).await,
+            "prompts/get" => self.get_prompt(&cx, &mut call).await,
             "completion/complete" => Ok(ServerResult::CompleteResult(CompleteResult::default())),
             "logging/setLevel" if !stateless => {
                 let level: Option<LoggingLevel> = call
@@ -501,14 +501,10 @@ impl Engine {
         &self,
         x: &Exchange,
         cx: &RequestCx,
-        call: &Call,
+        call: &mut Call,
     ) -> Result<ServerResult, ErrorData> {
-        let arguments = call
-            .params
-            .get("arguments")
-            .and_then(Value::as_object)
-            .cloned();
-        let mut meta = call.meta().cloned().unwrap_or_default();
+        let arguments = take_object(call, "arguments");
+        let mut meta = take_object(call, "_meta").unwrap_or_default();
         // The gateway owns progress delivery.
         let progress = meta
             .remove("progressToken")
@@ -555,12 +551,8 @@ impl Engine {
         ])
     }
 
-    async fn get_prompt(&self, cx: &RequestCx, call: &Call) -> Result<ServerResult, ErrorData> {
-        let arguments = call
-            .params
-            .get("arguments")
-            .and_then(Value::as_object)
-            .cloned();
+    async fn get_prompt(&self, cx: &RequestCx, call: &mut Call) -> Result<ServerResult, ErrorData> {
+        let arguments = take_object(call, "arguments");
         Box::pin(
             self.dispatcher
                 .get_prompt(cx, call.str_param("name"), arguments),
@@ -623,6 +615,14 @@ impl Engine {
                 key,
             },
         })
+    }
+}
+
+/// Moves an object param out of the request (no copy).
+fn take_object(call: &mut Call, key: &str) -> Option<Map<String, Value>> {
+    match call.params.remove(key) {
+        Some(Value::Object(m)) => Some(m),
+        _ => None,
     }
 }
 

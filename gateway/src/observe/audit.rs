@@ -110,12 +110,18 @@ impl AuditLog {
 
     /// Appends `record`; resolves once it has been written (or failed).
     pub async fn write(&self, record: &Record) {
+        if let Some(written) = self.queue(record) {
+            let _ = written.await;
+        }
+    }
+
+    /// Queues `record`; the receiver resolves once it is written (and
+    /// synced, per `audit.fsync`).
+    pub fn queue(&self, record: &Record) -> Option<oneshot::Receiver<()>> {
         let mut line = serde_json::to_vec(record).expect("records serialize");
         line.push(b'\n');
         let (done, wait) = oneshot::channel();
-        if self.tx.send((line, done)).is_ok() {
-            let _ = wait.await;
-        }
+        self.tx.send((line, done)).ok().map(|()| wait)
     }
 }
 

@@ -340,27 +340,73 @@ async fn the_2026_07_28_path_applies_its_rules() {
     stop_and_logs(child).await;
 }
 
-/// A client that goes away mid-call cancels a stateless call at the
-/// provider.
+/// A client that goes away mid-call cancels the call at the provider, on
+/// both revisions, and the audit log records it as cancelled.
 #[tokio::test]
-async fn a_stateless_call_is_cancelled_when_its_client_goes_away() {
+async fn a_call_whose_client_goes_away_is_cancelled_and_audited() {
     init();
     let probe = Arc::new(KitProbe::default());
     let provider = spawn_kit(probe.clone()).await;
-    let (child, _cfg, port) = gateway_for(&provider).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let port = free_port().await;
+    let yaml = config_yaml(
+        &[("kit", provider.addr())],
+        &format!(
+            "listen: 127.0.0.1:{port}\naudit:\n  path: {}\n",
+            audit.display()
+        ),
+    );
+    let (child, _cfg, ready) = gateway_process(&yaml, port, &[]).await;
+    assert!(ready.contains("ready"), "{ready}");
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let body = call_body(json!(1), "kit.slow.v1", Some(json!({"ms": 60_000})));
-    let started = probe.slow_started.notified();
-    let cancelled = probe.cancelled_notify.notified();
-    let request = tokio::spawn(async move { post(&url, &body, &headers_for(&body, &[])).await });
-    tokio::time::timeout(Duration::from_secs(10), started)
+    let session = open_session(&url).await;
+    for (i, stateless) in [true, false].into_iter().enumerate() {
+        let mut body = call_body(json!(1), "kit.slow.v1", Some(json!({"ms": 60_000})));
+        let headers = if stateless {
+            headers_for(&body, &[("x-correlation-id", Some(&format!("gone-{i}")))])
+        } else {
+            body["params"].as_object_mut().unwrap().remove("_meta");
+            vec![
+                ("content-type".into(), "application/json".into()),
+                (
+                    "accept".into(),
+                    "application/json, text/event-stream".into(),
+                ),
+                ("mcp-session-id".into(), session.clone()),
+                ("x-correlation-id".into(), format!("gone-{i}")),
+            ]
+        };
+        probe.slow_cancelled.store(false, Ordering::SeqCst);
+        let started = probe.slow_started.notified();
+        let cancelled = probe.cancelled_notify.notified();
+        let url = url.clone();
+        let request = tokio::spawn(async move { post(&url, &body, &headers).await });
+        tokio::time::timeout(Duration::from_secs(10), started)
+            .await
+            .expect("the slow tool started");
+        request.abort();
+        tokio::time::timeout(Duration::from_secs(10), cancelled)
+            .await
+            .expect("the provider saw the call cancelled");
+        assert!(probe.slow_cancelled.load(Ordering::SeqCst));
+        let id = format!("gone-{i}");
+        let record = eventually(Duration::from_secs(5), || {
+            let audit = audit.clone();
+            let id = id.clone();
+            async move {
+                let text = std::fs::read_to_string(&audit).unwrap_or_default();
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .find(|r| r["correlation_id"] == id.as_str())
+            }
+        })
         .await
-        .expect("the slow tool started");
-    request.abort();
-    tokio::time::timeout(Duration::from_secs(10), cancelled)
-        .await
-        .expect("the provider saw the call cancelled");
-    assert!(probe.slow_cancelled.load(Ordering::SeqCst));
+        .unwrap_or_else(|| panic!("no audit record for {id}"));
+        assert_eq!(record["outcome"], "error", "{record}");
+        assert_eq!(record["error_kind"], "cancelled", "{record}");
+        assert_eq!(record["item"], "kit.slow.v1", "{record}");
+    }
     stop_and_logs(child).await;
 }
 

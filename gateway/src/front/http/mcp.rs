@@ -42,11 +42,35 @@ pub(super) async fn mcp(State(s): State<AppState>, req: Request) -> Response {
         return r.into_response();
     }
     match *req.method() {
-        Method::POST => post(s, req).await,
+        Method::POST | Method::DELETE => exchange(s, req).await,
+        // A session's stream: open by design, closed at shutdown rather
+        // than waited for.
         Method::GET => get(s, req).await,
-        Method::DELETE => delete(s, req),
         _ => Refusal::method_not_allowed("GET, POST, DELETE").into_response(),
     }
+}
+
+/// A POST or DELETE: answered within `limits.request_timeout` (504 after
+/// it), and counted for draining until its response body is sent.
+async fn exchange(s: AppState, req: Request) -> Response {
+    let guard = s.exchanges.track();
+    let limit = s.gateway.config().limits.request_timeout;
+    let work = async {
+        if req.method() == Method::POST {
+            post(s.clone(), req).await
+        } else {
+            delete(s.clone(), req)
+        }
+    };
+    let resp = match tokio::time::timeout(limit, work).await {
+        Ok(r) => r,
+        Err(_) => Refusal::timeout(format!(
+            "no answer within limits.request_timeout ({})",
+            humantime::format_duration(limit)
+        ))
+        .into_response(),
+    };
+    resp.map(|body| Body::new(super::body::WithGuard::new(body, guard)))
 }
 
 fn owner(s: &AppState, req: &Request) -> Owner {
@@ -274,50 +298,37 @@ async fn answer(
         .get("_meta")
         .and_then(|m| m.get("progressToken"))
         .is_some();
-    let mut early = None;
-    if wants_progress {
-        let (tx, rx) = mpsc::channel(32);
-        x.early = Some(tx);
-        early = Some(rx);
-    }
-    let cancel = x.cancel.clone();
     let ends = Some(ends);
-    // Runs to completion even if the client leaves: a disconnect cancels a
-    // stateless call (the provider sees it, the audit log records it)
-    // instead of dropping it mid-flight.
-    let mut task = tokio::spawn(async move { engine.request(x, call).await });
-    let on_disconnect = stateless.then(|| cancel.clone().drop_guard());
-    let reply = match early.as_mut() {
-        None => task.await,
-        Some(rx) => tokio::select! {
+    // Runs in the connection's own task. A client that goes away drops it:
+    // the provider call is reset (the provider sees the cancellation) and
+    // the audit log records the call as cancelled.
+    let reply = if !wants_progress {
+        engine.request(x, call).await
+    } else {
+        let (tx, mut rx) = mpsc::channel(32);
+        x.early = Some(tx);
+        let mut work: Pending = Box::pin(async move { engine.request(x, call).await });
+        let reply = tokio::select! {
             biased;
-            Some(first) = rx.recv() => {
-                if let Some(g) = on_disconnect { g.disarm(); }
-                let rx = early.take().expect("early channel");
-                return sse(stream_then_answer(first, rx, task, cancel), ends);
-            }
-            r = &mut task => r,
-        },
-    };
-    if let Some(g) = on_disconnect {
-        g.disarm();
-    }
-    // Notifications the call sent just before it finished go first.
-    let mut pending = Vec::new();
-    if let Some(rx) = early.as_mut() {
+            Some(first) = rx.recv() => return sse(stream_then_answer(first, rx, work), ends),
+            r = &mut work => r,
+        };
+        // Notifications the call sent just before it finished go first.
+        let mut pending = Vec::new();
         while let Ok(m) = rx.try_recv() {
             pending.push(Event::Message(m));
         }
-    }
-    if !pending.is_empty()
-        && let Ok(Reply::Answer(a)) = reply
-    {
-        pending.push(Event::Message(a.body));
-        return sse(futures::stream::iter(pending), ends);
-    }
+        match reply {
+            Reply::Answer(a) if !pending.is_empty() => {
+                pending.push(Event::Message(a.body));
+                return sse(futures::stream::iter(pending), ends);
+            }
+            r => r,
+        }
+    };
     match reply {
-        Ok(Reply::Answer(a)) => answer_response(a, stateless),
-        Ok(Reply::Listen(l)) => {
+        Reply::Answer(a) => answer_response(a, stateless),
+        Reply::Listen(l) => {
             let engine::Listen {
                 first,
                 rx,
@@ -331,38 +342,45 @@ async fn answer(
                 });
             sse(stream, ends)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "request task failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
     }
 }
 
+/// A request still running while its notifications are streamed.
+type Pending = std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>;
+
 /// Notifications, then the answer when the call finishes. Dropping the
-/// stream (the client left) cancels the call.
+/// stream (the client left) drops the call.
 fn stream_then_answer(
     first: Bytes,
     rx: mpsc::Receiver<Bytes>,
-    task: tokio::task::JoinHandle<Reply>,
-    cancel: CancellationToken,
+    work: Pending,
 ) -> impl futures::Stream<Item = Event> + Send + 'static {
-    let guard = cancel.drop_guard();
-    let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let last = futures::stream::once(async move {
-        match task.await {
-            Ok(Reply::Answer(a)) => Some(Event::Message(a.body)),
-            _ => None,
-        }
-    })
-    .filter_map(|e| async move { e });
-    futures::stream::once(async move { Event::Message(first) })
-        .chain(rest.map(Event::Message))
-        .chain(last)
-        .chain(futures::stream::once(async move {
-            guard.disarm();
-            Event::End
-        }))
-        .take_while(|e| std::future::ready(!matches!(e, Event::End)))
+    let queue = std::collections::VecDeque::from([first]);
+    futures::stream::unfold(
+        (Some(work), rx, queue),
+        |(mut work, mut rx, mut queue)| async move {
+            loop {
+                if let Some(m) = queue.pop_front() {
+                    return Some((Event::Message(m), (work, rx, queue)));
+                }
+                let running = work.as_mut()?;
+                tokio::select! {
+                    biased;
+                    Some(m) = rx.recv() => queue.push_back(m),
+                    reply = running => {
+                        // What the call sent before it finished, then its answer.
+                        while let Ok(m) = rx.try_recv() {
+                            queue.push_back(m);
+                        }
+                        if let Reply::Answer(a) = reply {
+                            queue.push_back(a.body);
+                        }
+                        work = None;
+                    }
+                }
+            }
+        },
+    )
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {
@@ -393,7 +411,6 @@ enum Event {
     Numbered(u64, Bytes),
     /// A reconnection hint, with the id it resumes from.
     Prime(u64),
-    End,
 }
 
 fn sse_frame(e: Event) -> Bytes {
@@ -414,7 +431,6 @@ fn sse_frame(e: Event) -> Bytes {
                 format!("id: {id}\nretry: {}\ndata: \n\n", RETRY.as_millis()).as_bytes(),
             );
         }
-        Event::End => {}
     }
     Bytes::from(out)
 }

@@ -109,11 +109,6 @@ pub fn router(
     }));
     let mcp = Router::new()
         .route("/mcp", any(mcp::mcp))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            track_exchange,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let admin = Router::new()
         .route("/metrics", get(metrics))
@@ -203,36 +198,6 @@ pub async fn serve(
         _ = hard_stop => {}
     }
     Ok(())
-}
-
-/// Counts an MCP exchange until its response body is fully sent (or the
-/// client goes away). GETs are standalone SSE streams with no end: they are
-/// closed at shutdown rather than waited for.
-async fn track_exchange(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() == axum::http::Method::GET {
-        return next.run(req).await;
-    }
-    let guard = s.exchanges.track();
-    next.run(req)
-        .await
-        .map(|body| axum::body::Body::new(body::WithGuard::new(body, guard)))
-}
-
-/// Bounds the time to answer one `/mcp` request. GETs are standalone SSE
-/// streams, open by design.
-async fn time_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() == axum::http::Method::GET {
-        return next.run(req).await;
-    }
-    let limit = s.gateway.config().limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => Refusal::timeout(format!(
-            "no answer within limits.request_timeout ({})",
-            humantime::format_duration(limit)
-        ))
-        .into_response(),
-    }
 }
 
 /// RFC 9728 protected resource metadata.

@@ -42,7 +42,9 @@ impl Outcome for GetPromptResult {}
 impl Dispatcher {
     /// The one place a finished request is accounted for: a log line,
     /// metrics, usage analytics, and the audit record (written before the
-    /// response is returned; see audit.rs for the exact guarantee).
+    /// response is returned; see audit.rs for the exact guarantee). A
+    /// request dropped before it finished (its client went away) is
+    /// accounted for as cancelled.
     pub(super) async fn observe<T: Outcome>(
         &self,
         method: &'static str,
@@ -51,14 +53,46 @@ impl Dispatcher {
         trace: &CallFacts,
         work: impl Future<Output = Result<T, GatewayError>>,
     ) -> Result<T, GatewayError> {
-        let start = Instant::now();
+        let mut unfinished = Unfinished {
+            dispatcher: self,
+            method,
+            requested,
+            cx,
+            trace,
+            start: Instant::now(),
+            done: false,
+        };
         let r = work.await;
-        let elapsed = start.elapsed();
+        unfinished.done = true;
+        let outcome = match &r {
+            Ok(v) if v.is_tool_error() => Finished::ToolError,
+            Ok(_) => Finished::Ok,
+            Err(e) => Finished::Failed(e),
+        };
+        let elapsed = unfinished.start.elapsed();
+        if let Some(written) = self.account(method, requested, cx, trace, elapsed, outcome) {
+            let _ = written.await;
+        }
+        r
+    }
+
+    /// Logs, counts and audits one request; the receiver resolves once the
+    /// audit record is on disk (per `audit.fsync`).
+    fn account(
+        &self,
+        method: &'static str,
+        requested: &str,
+        cx: &RequestCx,
+        trace: &CallFacts,
+        elapsed: std::time::Duration,
+        finished: Finished<'_>,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let ms = elapsed.as_secs_f64() * 1000.0;
-        let (outcome, error_kind) = match &r {
-            Ok(v) if v.is_tool_error() => ("tool_error", None),
-            Ok(_) => ("ok", None),
-            Err(e) => ("error", Some(e.kind())),
+        let (outcome, error_kind) = match finished {
+            Finished::ToolError => ("tool_error", None),
+            Finished::Ok => ("ok", None),
+            Finished::Failed(e) => ("error", Some(e.kind())),
+            Finished::Dropped => ("error", Some("cancelled")),
         };
         // Resource URIs are the item themselves; names the client made up are
         // not, and must not become metric labels (unbounded cardinality).
@@ -68,18 +102,28 @@ impl Dispatcher {
             (None, _) => "",
         };
         // Known from the lookup, or from the error (a provider that is down).
-        let provider = match (trace.provider.get(), &r) {
+        let provider = match (trace.provider.get(), &finished) {
             (Some(p), _) => p.as_str(),
-            (None, Err(GatewayError::Provider { provider, .. })) => provider.as_str(),
+            (None, Finished::Failed(GatewayError::Provider { provider, .. })) => provider.as_str(),
             _ => "",
         };
         let principal = cx.caller.principal.as_str();
         let arguments = trace.arguments.get().map(crate::security::redact::for_log);
-        match &r {
-            Err(e) => {
+        match &finished {
+            Finished::Failed(e) => {
                 tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")
             }
-            Ok(_) => tracing::info!(
+            Finished::Dropped => tracing::info!(
+                method,
+                item = requested,
+                provider,
+                principal,
+                duration_ms = ms,
+                error.kind = "cancelled",
+                arguments,
+                "cancelled: the client went away"
+            ),
+            Finished::Ok | Finished::ToolError => tracing::info!(
                 method,
                 item,
                 provider,
@@ -112,30 +156,65 @@ impl Dispatcher {
             self.analytics
                 .record(item, provider, principal, outcome != "ok", ms);
         }
-        if self.audit.is_some() || self.audit_stream.is_some() {
-            let record = audit::Record {
-                time: audit::now_rfc3339(),
-                method,
-                item: if item.is_empty() { requested } else { item }.to_string(),
-                provider: (!provider.is_empty()).then(|| provider.to_string()),
-                principal: principal.to_string(),
-                agent: cx.caller.agent.clone(),
-                session: cx.caller.session_id.clone(),
-                correlation_id: cx.correlation_id.clone(),
-                args_sha256: trace.args_sha256.get().cloned(),
-                arguments: trace.arguments.get().cloned(),
-                outcome,
-                error_kind,
-                duration_ms: ms,
-                cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
-            };
-            if let Some(log) = &self.audit {
-                log.write(&record).await;
-            }
-            if let Some(js) = &self.audit_stream {
-                js.send(serde_json::to_vec(&record).expect("records serialize"));
-            }
+        if self.audit.is_none() && self.audit_stream.is_none() {
+            return None;
         }
-        r
+        let record = audit::Record {
+            time: audit::now_rfc3339(),
+            method,
+            item: if item.is_empty() { requested } else { item }.to_string(),
+            provider: (!provider.is_empty()).then(|| provider.to_string()),
+            principal: principal.to_string(),
+            agent: cx.caller.agent.clone(),
+            session: cx.caller.session_id.clone(),
+            correlation_id: cx.correlation_id.clone(),
+            args_sha256: trace.args_sha256.get().cloned(),
+            arguments: trace.arguments.get().cloned(),
+            outcome,
+            error_kind,
+            duration_ms: ms,
+            cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        if let Some(js) = &self.audit_stream {
+            js.send(serde_json::to_vec(&record).expect("records serialize"));
+        }
+        self.audit.as_ref().and_then(|log| log.queue(&record))
+    }
+}
+
+/// How a request ended.
+enum Finished<'e> {
+    Ok,
+    ToolError,
+    Failed(&'e GatewayError),
+    /// Dropped before it finished.
+    Dropped,
+}
+
+/// Accounts for a request whose future is dropped before it finishes.
+struct Unfinished<'a> {
+    dispatcher: &'a Dispatcher,
+    method: &'static str,
+    requested: &'a str,
+    cx: &'a RequestCx,
+    trace: &'a CallFacts,
+    start: Instant,
+    done: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let elapsed = self.start.elapsed();
+            // Nobody waits for the record: it is queued all the same.
+            let _ = self.dispatcher.account(
+                self.method,
+                self.requested,
+                self.cx,
+                self.trace,
+                elapsed,
+                Finished::Dropped,
+            );
+        }
     }
 }
