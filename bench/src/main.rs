@@ -424,6 +424,8 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
             "limits:\n  session_idle_timeout: 2s\n  max_sessions_per_client: 10000\n",
         )
         .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cold = gw.memory().rss_mb;
     open_bare_sessions(gw.addr, 20).await?;
     wait_no_sessions(gw.addr).await?;
     let warm = gw.memory().rss_mb;
@@ -438,6 +440,7 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
     let after = gw.memory().rss_mb;
     cx.figure_row("session churn peak RSS", peak, "MB");
     cx.figure_row("session churn RSS after / before", after / warm, "x");
+    cx.figure_row("session churn RSS after / cold idle", after / cold, "x");
     gw.stop().await;
 
     // Echo through the gateway and directly, modes interleaved so drift in

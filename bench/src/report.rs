@@ -256,9 +256,15 @@ impl Report {
             v,
             "≤ 1.2",
             v.map(|v| v <= 1.2),
-            self.figure("session churn peak RSS")
-                .map(|p| format!("peak {p:.0} MB; before = after 20 sessions came and went"))
-                .unwrap_or_default(),
+            match (
+                self.figure("session churn peak RSS"),
+                self.figure("session churn RSS after / cold idle"),
+            ) {
+                (Some(p), Some(c)) => format!(
+                    "peak {p:.0} MB; before = after 20 sessions came and went; ÷ cold idle {c:.2}"
+                ),
+                _ => String::new(),
+            },
         );
         self.targets = t;
     }
