@@ -155,6 +155,21 @@ fn fixture() -> ProviderBuilder {
             )
             .description("A JSON Schema 2020-12 input schema"),
         )
+        // SEP-2243: a parameter the client mirrors in `Mcp-Param-Region`.
+        .tool(
+            Tool::raw(
+                "test_header_param",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "region": {"type": "string", "x-mcp-header": "Region"}
+                    },
+                    "required": ["region"]
+                }),
+                |_a: Value, _cx| async move { Ok(ToolOutput::text("ok")) },
+            )
+            .description("A tool whose region parameter travels in a header"),
+        )
         .resource(
             Resource::new("test://static-text", "static-text", |_u, _c| async {
                 Ok(ResourceBody::text(
