@@ -89,13 +89,7 @@ async fn open_session(url: &str) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "raw", "version": "1"}}});
-    let h = [
-        ("content-type".to_string(), "application/json".to_string()),
-        (
-            "accept".into(),
-            "application/json, text/event-stream".into(),
-        ),
-    ];
+    let h = post_headers(&[]);
     let resp = reqwest::Client::new()
         .post(url)
         .headers(header_map(&h))
@@ -111,10 +105,22 @@ async fn open_session(url: &str) -> String {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["result"]["protocolVersion"], "2025-11-25", "{body}");
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let mut h = h.to_vec();
-    h.push(("mcp-session-id".into(), id.clone()));
+    let h = post_headers(&[("mcp-session-id", &id)]);
     assert_eq!(post(url, &note, &h).await.0, 202);
     id
+}
+
+/// The headers of a POST: JSON in, JSON or SSE out, and `extra`.
+fn post_headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        (
+            "accept".to_string(),
+            "application/json, text/event-stream".to_string(),
+        ),
+    ];
+    h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    h
 }
 
 fn header_map(h: &[(String, String)]) -> reqwest::header::HeaderMap {
@@ -133,16 +139,11 @@ async fn a_stateless_call_and_a_session_call_answer_alike() {
     let (child, _cfg, port) = gateway_for(&provider).await;
     let url = format!("http://127.0.0.1:{port}/mcp");
     let session = open_session(&url).await;
-    let in_session = [
-        ("content-type".to_string(), "application/json".to_string()),
-        (
-            "accept".into(),
-            "application/json, text/event-stream".into(),
-        ),
-        ("mcp-session-id".into(), session),
-        ("mcp-protocol-version".into(), "2025-11-25".into()),
-        ("x-correlation-id".into(), "stateless-test".into()),
-    ];
+    let in_session = post_headers(&[
+        ("mcp-session-id", &session),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("x-correlation-id", "stateless-test"),
+    ]);
     let cases = [
         ("kit.echo.v1", Some(json!({"message": "hi"}))),
         ("echo.v1", Some(json!({"message": "by its short name"}))),
@@ -367,15 +368,10 @@ async fn a_call_whose_client_goes_away_is_cancelled_and_audited() {
             headers_for(&body, &[("x-correlation-id", Some(&format!("gone-{i}")))])
         } else {
             body["params"].as_object_mut().unwrap().remove("_meta");
-            vec![
-                ("content-type".into(), "application/json".into()),
-                (
-                    "accept".into(),
-                    "application/json, text/event-stream".into(),
-                ),
-                ("mcp-session-id".into(), session.clone()),
-                ("x-correlation-id".into(), format!("gone-{i}")),
-            ]
+            post_headers(&[
+                ("mcp-session-id", &session),
+                ("x-correlation-id", &format!("gone-{i}")),
+            ])
         };
         probe.slow_cancelled.store(false, Ordering::SeqCst);
         let started = probe.slow_started.notified();
@@ -425,14 +421,7 @@ async fn lists_come_in_pages_linked_by_cursors() {
     assert!(ready.contains("ready"), "{ready}");
     let url = format!("http://127.0.0.1:{port}/mcp");
     let session = open_session(&url).await;
-    let in_session = [
-        ("content-type".to_string(), "application/json".to_string()),
-        (
-            "accept".into(),
-            "application/json, text/event-stream".into(),
-        ),
-        ("mcp-session-id".into(), session),
-    ];
+    let in_session = post_headers(&[("mcp-session-id", &session)]);
     let list = |cursor: Option<String>, stateless: bool| {
         let url = url.clone();
         let in_session = in_session.clone();
@@ -449,15 +438,10 @@ async fn lists_come_in_pages_linked_by_cursors() {
             }
             let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params});
             let headers: Vec<(String, String)> = if stateless {
-                vec![
-                    ("content-type".into(), "application/json".into()),
-                    (
-                        "accept".into(),
-                        "application/json, text/event-stream".into(),
-                    ),
-                    ("mcp-protocol-version".into(), "2026-07-28".into()),
-                    ("mcp-method".into(), "tools/list".into()),
-                ]
+                post_headers(&[
+                    ("mcp-protocol-version", "2026-07-28"),
+                    ("mcp-method", "tools/list"),
+                ])
             } else {
                 in_session.to_vec()
             };
