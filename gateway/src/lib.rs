@@ -123,7 +123,11 @@ impl Gateway {
             registry.clone(),
             Arc::new(policy::Policy::new(&config.policy)),
         ));
-        let notifier = Arc::new(Notifier::new(visibility.clone()));
+        let notifier = Arc::new(Notifier::with_caps(
+            visibility.clone(),
+            config.limits.max_sessions,
+            config.limits.max_sessions_per_client,
+        ));
         notifier.spawn_forwarder(registry.subscribe());
         let mut launched = launch::Launched::default();
         launched.prepare(&config, &registry).await;
@@ -305,6 +309,7 @@ impl Gateway {
             tokio::io::stdout(),
             shutdown,
             grace,
+            self.config().limits.max_payload_bytes,
         )
         .await;
         self.stop().await;

@@ -25,7 +25,7 @@ use super::session::Session;
 use crate::events::{Events, RECENT_URI};
 use crate::pipeline::catalog::Catalog;
 use crate::pipeline::dispatch::{Dispatcher, ProgressFn, RequestCx};
-use crate::pipeline::notify::{Filter, Notifier, notification};
+use crate::pipeline::notify::{Filter, MAX_SUBSCRIPTIONS, MAX_URI_BYTES, Notifier, notification};
 use crate::security::auth::Identity;
 use crate::security::policy::Kind;
 use mcp_gateway_proto::provider as pb;
@@ -325,12 +325,20 @@ impl Engine {
             "resources/subscribe" if !stateless => {
                 // A hidden URI is accepted like an unknown one, and never notified.
                 let uri = call.str_param("uri");
-                if let Some(s) = &x.session
-                    && self.dispatcher.visibility().sees_uri(&cx.caller, uri)
-                {
-                    s.state.subscribe(uri);
+                if uri.len() > MAX_URI_BYTES {
+                    Err(too_long_uri())
+                } else {
+                    match &x.session {
+                        Some(s) if self.dispatcher.visibility().sees_uri(&cx.caller, uri) => {
+                            if s.state.subscribe(uri) {
+                                Ok(ServerResult::empty(()))
+                            } else {
+                                Err(too_many_subscriptions())
+                            }
+                        }
+                        _ => Ok(ServerResult::empty(())),
+                    }
                 }
-                Ok(ServerResult::empty(()))
             }
             "resources/unsubscribe" if !stateless => {
                 if let Some(s) = &x.session {
@@ -604,9 +612,17 @@ impl Engine {
             }),
         );
         let (tx, rx) = mpsc::channel(64);
-        let key = self
+        let key = match self
             .notifier
-            .add_listener(filter, caller, call.id.clone(), tx);
+            .add_listener(filter, caller, call.id.clone(), tx)
+        {
+            Ok(key) => key,
+            Err(refused) => {
+                tracing::warn!(reason = %refused, "listen stream refused");
+                let e = ErrorData::new(ErrorCode(-32000), refused, None);
+                return Reply::Answer(error_answer(Some(&call.id), &e));
+            }
+        };
         Reply::Listen(Listen {
             first,
             rx,
@@ -616,6 +632,22 @@ impl Engine {
             },
         })
     }
+}
+
+fn too_many_subscriptions() -> ErrorData {
+    ErrorData::invalid_params(
+        format!(
+            "invalid params: at most {MAX_SUBSCRIPTIONS} resource subscriptions per session or stream"
+        ),
+        None,
+    )
+}
+
+fn too_long_uri() -> ErrorData {
+    ErrorData::invalid_params(
+        format!("invalid params: a resource URI is at most {MAX_URI_BYTES} bytes"),
+        None,
+    )
 }
 
 /// Moves an object param out of the request (no copy).

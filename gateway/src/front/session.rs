@@ -80,8 +80,10 @@ pub(crate) struct Session {
     /// The protocol revision `initialize` agreed on.
     pub version: String,
     pub state: Arc<SessionState>,
-    /// Calls in flight by raw request id, for `notifications/cancelled`.
-    inflight: Mutex<HashMap<String, CancellationToken>>,
+    /// Calls in flight by raw request id, for `notifications/cancelled`,
+    /// each with the serial of its registration.
+    inflight: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    serial: AtomicU64,
     /// Milliseconds since the table's epoch.
     last_seen: AtomicU64,
     streaming: AtomicBool,
@@ -108,6 +110,7 @@ impl Session {
             version: version.to_string(),
             state: Arc::default(),
             inflight: Mutex::default(),
+            serial: AtomicU64::default(),
             last_seen: AtomicU64::default(),
             streaming: AtomicBool::default(),
             ended,
@@ -119,52 +122,70 @@ impl Session {
     }
 
     /// Registers a call, cancelled by `notifications/cancelled` naming
-    /// `request_id`; the guard unregisters it.
+    /// `request_id`; the guard unregisters it. A call registered after the
+    /// session ended is cancelled at once.
     pub(crate) fn track(self: &Arc<Self>, request_id: &str, cancel: CancellationToken) -> Tracked {
-        self.inflight
-            .lock()
-            .expect("inflight")
-            .insert(request_id.to_string(), cancel);
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let mut inflight = self.inflight.lock().expect("inflight");
+        // `end` marks the session ended before it drains this map.
+        if self.ended.is_cancelled() {
+            cancel.cancel();
+        } else {
+            inflight.insert(request_id.to_string(), (serial, cancel));
+        }
         Tracked {
             session: self.clone(),
             id: request_id.to_string(),
+            serial,
         }
     }
 
     pub(crate) fn cancel(&self, request_id: &str) {
-        if let Some(ct) = self.inflight.lock().expect("inflight").remove(request_id) {
+        if let Some((_, ct)) = self.inflight.lock().expect("inflight").remove(request_id) {
             ct.cancel();
         }
     }
 
-    /// While the guard lives, an open stream keeps the session alive.
-    pub(crate) fn streaming(self: &Arc<Self>) -> Streaming {
+    /// While the guard lives, an open stream keeps the session alive; a
+    /// newer stream replaces it.
+    pub(crate) fn streaming(self: &Arc<Self>, generation: u64) -> Streaming {
         self.streaming.store(true, Ordering::Relaxed);
-        Streaming(self.clone())
+        Streaming {
+            session: self.clone(),
+            generation,
+        }
     }
 }
 
 pub(crate) struct Tracked {
     session: Arc<Session>,
     id: String,
+    serial: u64,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.session
-            .inflight
-            .lock()
-            .expect("inflight")
-            .remove(&self.id);
+        let mut inflight = self.session.inflight.lock().expect("inflight");
+        // Another call may have reused the id since: its entry stays.
+        if inflight
+            .get(&self.id)
+            .is_some_and(|(s, _)| *s == self.serial)
+        {
+            inflight.remove(&self.id);
+        }
     }
 }
 
-pub(crate) struct Streaming(Arc<Session>);
+pub(crate) struct Streaming {
+    session: Arc<Session>,
+    generation: u64,
+}
 
 impl Drop for Streaming {
     fn drop(&mut self) {
-        self.0.streaming.store(false, Ordering::Relaxed);
-        self.0.state.outbox.detach();
+        if self.session.state.outbox.detach(self.generation) {
+            self.session.streaming.store(false, Ordering::Relaxed);
+        }
     }
 }
 
@@ -332,7 +353,7 @@ impl Sessions {
             s
         };
         s.ended.cancel();
-        for (_, ct) in s.inflight.lock().expect("inflight").drain() {
+        for (_, (_, ct)) in s.inflight.lock().expect("inflight").drain() {
             ct.cancel();
         }
     }
@@ -443,10 +464,22 @@ mod tests {
         let tracked = s.track("7", ct.clone());
         s.cancel("8");
         assert!(!ct.is_cancelled());
-        t.close(s.id());
-        assert!(ct.is_cancelled());
+        // The same id again: the first guard leaves the second entry alone.
+        let second = CancellationToken::new();
+        let tracked_again = s.track("7", second.clone());
         drop(tracked);
+        s.cancel("7");
+        assert!(second.is_cancelled());
+        drop(tracked_again);
+        let third = CancellationToken::new();
+        let _t = s.track("9", third.clone());
+        t.close(s.id());
+        assert!(third.is_cancelled());
         assert!(s.inflight.lock().unwrap().is_empty());
+        // Registered after the end: cancelled at once.
+        let late = CancellationToken::new();
+        let _late = s.track("10", late.clone());
+        assert!(late.is_cancelled());
     }
 
     #[tokio::test(start_paused = true)]
@@ -454,7 +487,8 @@ mod tests {
         let t = table(10, 10);
         let idle = t.open(key("alice"), "2025-11-25").unwrap();
         let open_stream = t.open(key("bob"), "2025-11-25").unwrap();
-        let _guard = open_stream.streaming();
+        let attached = open_stream.state.outbox.attach(None);
+        let _guard = open_stream.streaming(attached.generation);
         tokio::time::advance(Duration::from_secs(61)).await;
         t.reap();
         assert_eq!(t.count(), 1);

@@ -29,6 +29,48 @@ use crate::security::auth::Identity;
 
 /// Lines waiting for stdout.
 const QUEUE: usize = 256;
+/// Requests running at once; further lines wait on stdin.
+const MAX_IN_FLIGHT: usize = 256;
+
+enum Line {
+    Text,
+    TooLong,
+    End,
+}
+
+/// One line into `line`, at most `max` bytes; the rest of a longer line is
+/// read and dropped.
+async fn read_line(
+    input: &mut (impl AsyncBufReadExt + Unpin),
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    use tokio::io::AsyncReadExt;
+    let n = (&mut *input)
+        .take(max as u64 + 1)
+        .read_until(b'\n', line)
+        .await?;
+    if n == 0 {
+        return Ok(Line::End);
+    }
+    if line.len() <= max || line.ends_with(b"\n") && line.len() <= max + 1 {
+        return Ok(Line::Text);
+    }
+    // Skip to the end of this line.
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        let n = (&mut *input)
+            .take(64 * 1024)
+            .read_until(b'\n', &mut rest)
+            .await?;
+        if n == 0 || rest.ends_with(b"\n") {
+            break;
+        }
+    }
+    line.clear();
+    Ok(Line::TooLong)
+}
 
 /// The line without its newline (and a `\r` before it).
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -72,18 +114,22 @@ struct Client {
     cancel_all: CancellationToken,
 }
 
-impl Client {
-    /// Queues a line in order; only a full queue defers it.
-    fn send(&self, line: Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(line)) = self.out.try_send(line) {
-            let out = self.out.clone();
-            self.tasks.spawn(async move {
-                let _ = out.send(line).await;
-            });
-        }
-    }
+/// What a line asks of the loop.
+enum Next {
+    /// An answer to write now.
+    Answer(Bytes),
+    /// A request to run.
+    Run(Box<Run>),
+}
 
-    fn line(&mut self, text: &[u8]) {
+struct Run {
+    x: Exchange,
+    call: Call,
+    tracked: Option<crate::front::session::Tracked>,
+}
+
+impl Client {
+    fn line(&mut self, text: &[u8]) -> Option<Next> {
         let request = match jsonrpc::decode(text, false) {
             Ok(Message::Request(r)) => r,
             Ok(Message::Notification { method, params }) => {
@@ -93,32 +139,35 @@ impl Client {
                 }
                 self.engine
                     .notification(self.session.as_ref(), &method, params);
-                return;
+                return None;
             }
-            Ok(Message::Response) => return,
+            Ok(Message::Response) => return None,
             Err(rejected) => {
                 tracing::warn!(code = rejected.code(), reason = %rejected, "malformed message on stdin answered with an error");
-                self.send(Bytes::from(rejected.to_json().to_string()));
-                return;
+                return Some(Next::Answer(Bytes::from(rejected.to_json().to_string())));
             }
         };
         let call = Call::new(request);
         if call.method == "initialize" && call.meta_version().is_none() {
-            self.initialize(call);
-            return;
+            return Some(Next::Answer(self.initialize(call)));
         }
         let stateless = call.meta_version().is_some() || call.method == "server/discover";
         if stateless && let Some(e) = meta_error(&call) {
-            self.send(error_answer(Some(&call.id), &e).body);
-            return;
+            return Some(Next::Answer(error_answer(Some(&call.id), &e).body));
         }
-        if !stateless && self.session.is_none() && call.method != "ping" {
+        if !stateless && self.session.is_none() {
+            // `ping` may come before `initialize`.
+            if call.method == "ping" {
+                return Some(Next::Answer(engine::result_bytes(
+                    &call.id,
+                    &serde_json::json!({}),
+                )));
+            }
             let e = ErrorData::invalid_request(
                 "initialize first, or send a 2026-07-28 request with its _meta",
                 None,
             );
-            self.send(error_answer(Some(&call.id), &e).body);
-            return;
+            return Some(Next::Answer(error_answer(Some(&call.id), &e).body));
         }
         let cancel = self.cancel_all.child_token();
         let tracked = stateless.then(|| self.stateless.track(call.id.get(), cancel.clone()));
@@ -134,11 +183,19 @@ impl Client {
             early: Some(self.out.clone()),
             cancel,
         };
+        Some(Next::Run(Box::new(Run { x, call, tracked })))
+    }
+
+    /// Runs a request in its own task, holding `permit` (a place among the
+    /// requests in flight) until it is answered.
+    fn spawn(&self, run: Run, permit: tokio::sync::OwnedSemaphorePermit) {
+        let Run { x, call, tracked } = run;
         let engine = self.engine.clone();
         let out = self.out.clone();
         let closing = self.closing.clone();
         self.tasks.spawn(async move {
             let _tracked = tracked;
+            let _permit = permit;
             match engine.request(x, call).await {
                 Reply::Answer(a) => {
                     let _ = out.send(a.body).await;
@@ -167,7 +224,7 @@ impl Client {
         });
     }
 
-    fn initialize(&mut self, call: Call) {
+    fn initialize(&mut self, call: Call) -> Bytes {
         let asked = call
             .params
             .get("protocolVersion")
@@ -177,7 +234,7 @@ impl Client {
         let a = self.engine.initialize(&call, &session, &self.identity);
         // Server messages (list changes, logs, resource updates) go out as
         // they come.
-        let mut rx = session.state.outbox.attach(None);
+        let mut rx = session.state.outbox.attach(None).rx;
         let out = self.out.clone();
         let closing = self.closing.clone();
         tokio::spawn(async move {
@@ -194,7 +251,7 @@ impl Client {
         if let Some(old) = self.session.replace(session) {
             old.ended.cancel();
         }
-        self.send(a.body);
+        a.body
     }
 }
 
@@ -229,6 +286,7 @@ pub(crate) async fn serve(
     stdout: impl AsyncWrite + Unpin + Send + 'static,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
+    max_line: usize,
 ) {
     let (out, lines) = mpsc::channel(QUEUE);
     let gone = CancellationToken::new();
@@ -245,21 +303,47 @@ pub(crate) async fn serve(
     };
     let mut input = BufReader::new(stdin);
     let mut line = Vec::new();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     tokio::pin!(shutdown);
-    let stopped = loop {
+    let stopped = 'reading: loop {
         line.clear();
-        tokio::select! {
-            r = input.read_until(b'\n', &mut line) => match r {
-                Ok(0) | Err(_) => break false,
-                Ok(_) => {
-                    let text = trim_line(&line);
-                    if !text.is_empty() {
-                        client.line(text);
-                    }
+        let next = tokio::select! {
+            r = read_line(&mut input, &mut line, max_line) => match r {
+                Ok(Line::End) => break false,
+                Ok(Line::TooLong) => {
+                    tracing::warn!(max_line, "stdin line over limits.max_payload_bytes answered with an error");
+                    let e = crate::front::jsonrpc::Rejection::Invalid(format!(
+                        "the message exceeds limits.max_payload_bytes ({max_line} bytes)"
+                    ));
+                    Some(Next::Answer(Bytes::from(e.to_json().to_string())))
                 }
+                Ok(Line::Text) => {
+                    let text = trim_line(&line);
+                    if text.is_empty() { None } else { client.line(text) }
+                }
+                Err(_) => break false,
             },
             _ = gone.cancelled() => break true,
             _ = &mut shutdown => break false,
+        };
+        // Waiting here, for stdout or for a place among the requests in
+        // flight, holds the input back: a parent that does not read cannot
+        // make the gateway queue without bound.
+        match next {
+            None => {}
+            Some(Next::Answer(answer)) => tokio::select! {
+                r = client.out.send(answer) => if r.is_err() { break 'reading true },
+                _ = gone.cancelled() => break 'reading true,
+                _ = &mut shutdown => break 'reading false,
+            },
+            Some(Next::Run(run)) => {
+                let permit = tokio::select! {
+                    p = in_flight.clone().acquire_owned() => p.expect("never closed"),
+                    _ = gone.cancelled() => break 'reading true,
+                    _ = &mut shutdown => break 'reading false,
+                };
+                client.spawn(*run, permit);
+            }
         }
     };
     // Input ended: subscriptions end; calls in flight finish and are

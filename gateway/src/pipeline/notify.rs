@@ -41,7 +41,23 @@ struct Ring {
     /// The newest message a stream took.
     delivered: u64,
     live: Option<mpsc::Sender<(u64, Bytes)>>,
+    /// Which attach `live` belongs to.
+    generation: u64,
 }
+
+/// A stream attached to an [`Outbox`]: where it resumes from, and its
+/// messages.
+pub struct Attached {
+    /// The id the stream starts after (its priming event carries it, so a
+    /// reconnection resumes exactly there).
+    pub from: u64,
+    pub generation: u64,
+    pub rx: mpsc::Receiver<(u64, Bytes)>,
+}
+
+/// Subscriptions one session may hold, and the longest URI it may name.
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
+pub const MAX_URI_BYTES: usize = 4096;
 
 impl Outbox {
     /// Queues `message`; `false` when it was dropped (a full stream).
@@ -72,7 +88,7 @@ impl Outbox {
 
     /// Attaches a new stream (replacing any other): first the kept messages
     /// after `after` (default: those no stream took yet), then live ones.
-    pub fn attach(&self, after: Option<u64>) -> mpsc::Receiver<(u64, Bytes)> {
+    pub fn attach(&self, after: Option<u64>) -> Attached {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE + KEPT);
         let mut r = self.inner.lock().expect("outbox");
         let from = after.unwrap_or(r.delivered);
@@ -81,12 +97,22 @@ impl Outbox {
         }
         r.delivered = r.next;
         r.live = Some(tx);
-        rx
+        r.generation += 1;
+        Attached {
+            from,
+            generation: r.generation,
+            rx,
+        }
     }
 
-    /// Ends the attached stream.
-    pub fn detach(&self) {
-        self.inner.lock().expect("outbox").live = None;
+    /// Ends the stream of attach `generation`, unless a newer one replaced it.
+    pub fn detach(&self, generation: u64) -> bool {
+        let mut r = self.inner.lock().expect("outbox");
+        if r.generation != generation {
+            return false;
+        }
+        r.live = None;
+        true
     }
 }
 
@@ -121,8 +147,14 @@ impl SessionState {
             })
     }
 
-    pub fn subscribe(&self, uri: &str) {
-        self.uris.lock().expect("uris lock").insert(uri.to_string());
+    /// `false` when the session holds [`MAX_SUBSCRIPTIONS`] already.
+    pub fn subscribe(&self, uri: &str) -> bool {
+        let mut uris = self.uris.lock().expect("uris lock");
+        if uris.len() >= MAX_SUBSCRIPTIONS && !uris.contains(uri) {
+            return false;
+        }
+        uris.insert(uri.to_string());
+        true
     }
 
     pub fn unsubscribe(&self, uri: &str) {
@@ -158,6 +190,7 @@ pub struct Filter {
 
 struct Listener {
     filter: Filter,
+    principal: String,
     caller: pb::Caller,
     /// The listen request's id, raw JSON: `_meta.subscriptionId`.
     id: Box<serde_json::value::RawValue>,
@@ -170,6 +203,10 @@ pub struct Notifier {
     next: AtomicU64,
     /// Who may be told what: the dispatcher's own.
     visibility: Arc<Visibility>,
+    /// Open listen streams at most, in all and per principal (the session
+    /// limits: a listen stream is what a 2026-07-28 client holds instead).
+    max_listeners: usize,
+    max_listeners_per_principal: usize,
 }
 
 /// A JSON-RPC notification, serialized.
@@ -183,12 +220,14 @@ pub(crate) fn notification(method: &str, params: Value) -> Bytes {
 }
 
 impl Notifier {
-    pub fn new(visibility: Arc<Visibility>) -> Self {
+    pub fn with_caps(visibility: Arc<Visibility>, max: usize, per_principal: usize) -> Self {
         Self {
             sessions: Mutex::default(),
             listeners: Mutex::default(),
             next: AtomicU64::default(),
             visibility,
+            max_listeners: max,
+            max_listeners_per_principal: per_principal,
         }
     }
 
@@ -217,23 +256,43 @@ impl Notifier {
             .collect()
     }
 
-    /// Registers a listen stream; messages for it go to `tx`.
+    /// Registers a listen stream; messages for it go to `tx`. Refused, with
+    /// the reason, past the caps.
     pub(crate) fn add_listener(
         &self,
         filter: Filter,
         caller: pb::Caller,
         id: Box<serde_json::value::RawValue>,
         tx: mpsc::Sender<Bytes>,
-    ) -> u64 {
+    ) -> Result<u64, String> {
+        let mut listeners = self.listeners.lock().expect("listeners");
+        listeners.retain(|_, l| !l.tx.is_closed());
+        if listeners.len() >= self.max_listeners {
+            return Err(format!(
+                "the gateway holds its maximum of {} listen streams (limits.max_sessions)",
+                self.max_listeners
+            ));
+        }
+        let held = listeners
+            .values()
+            .filter(|l| l.principal == caller.principal)
+            .count();
+        if held >= self.max_listeners_per_principal {
+            return Err(format!(
+                "principal '{}' holds its maximum of {} listen streams (limits.max_sessions_per_client)",
+                caller.principal, self.max_listeners_per_principal
+            ));
+        }
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let l = Listener {
             filter,
+            principal: caller.principal.clone(),
             caller,
             id,
             tx,
         };
-        self.listeners.lock().expect("listeners").insert(key, l);
-        key
+        listeners.insert(key, l);
+        Ok(key)
     }
 
     pub fn remove_listener(&self, key: u64) {
@@ -368,23 +427,78 @@ mod tests {
         let o = Outbox::default();
         o.push(Bytes::from_static(b"1"));
         o.push(Bytes::from_static(b"2"));
-        let mut rx = o.attach(None);
+        let mut first = o.attach(None);
+        assert_eq!(first.from, 0);
+        let rx = &mut first.rx;
         assert_eq!(rx.try_recv().unwrap(), (1, Bytes::from_static(b"1")));
         assert_eq!(rx.try_recv().unwrap(), (2, Bytes::from_static(b"2")));
         o.push(Bytes::from_static(b"3"));
         assert_eq!(rx.try_recv().unwrap().0, 3);
         // Reconnecting after id 1: 2 and 3 again, nothing twice otherwise.
         let mut again = o.attach(Some(1));
-        assert_eq!(again.try_recv().unwrap().0, 2);
-        assert_eq!(again.try_recv().unwrap().0, 3);
-        assert!(again.try_recv().is_err());
-        assert!(o.attach(None).try_recv().is_err());
+        assert_eq!(again.rx.try_recv().unwrap().0, 2);
+        assert_eq!(again.rx.try_recv().unwrap().0, 3);
+        assert!(again.rx.try_recv().is_err());
+        let fresh = o.attach(None);
+        assert_eq!(fresh.from, 3, "primed after what was delivered");
+        // The replaced streams' guards cannot end the newest one.
+        assert!(!o.detach(first.generation));
+        assert!(!o.detach(again.generation));
+        o.push(Bytes::from_static(b"4"));
+        let mut fresh = fresh;
+        assert_eq!(fresh.rx.try_recv().unwrap().0, 4);
+        assert!(o.detach(fresh.generation));
+    }
+
+    #[tokio::test]
+    async fn listen_streams_are_capped_in_all_and_per_principal() {
+        let config = crate::config::Config::parse("providers: []\n").unwrap();
+        let registry = crate::pipeline::registry::Registry::new(&config).unwrap();
+        let policy = Arc::new(crate::security::policy::Policy::new(&config.policy));
+        let visibility = Arc::new(Visibility::new(registry, policy));
+        let n = Notifier::with_caps(visibility, 3, 2);
+        let caller = |p: &str| pb::Caller {
+            principal: p.into(),
+            ..Default::default()
+        };
+        let id = || serde_json::value::RawValue::from_string("1".into()).unwrap();
+        let mut open = Vec::new();
+        let listen = |p: &str, open: &mut Vec<mpsc::Receiver<Bytes>>| {
+            let (tx, rx) = mpsc::channel(1);
+            open.push(rx);
+            n.add_listener(Filter::default(), caller(p), id(), tx)
+        };
+        listen("alice", &mut open).unwrap();
+        listen("alice", &mut open).unwrap();
+        let refused = listen("alice", &mut open).unwrap_err();
+        assert!(
+            refused.contains("limits.max_sessions_per_client"),
+            "{refused}"
+        );
+        listen("bob", &mut open).unwrap();
+        let refused = listen("carol", &mut open).unwrap_err();
+        assert!(refused.contains("limits.max_sessions"), "{refused}");
+        // A stream whose client went away frees its place.
+        open.remove(0);
+        listen("carol", &mut open).unwrap();
+    }
+
+    #[test]
+    fn subscriptions_are_capped_per_session() {
+        let s = SessionState::default();
+        for i in 0..MAX_SUBSCRIPTIONS {
+            assert!(s.subscribe(&format!("x://{i}")));
+        }
+        assert!(!s.subscribe("x://one-more"));
+        assert!(s.subscribe("x://0"), "one it holds is no more");
+        s.unsubscribe("x://0");
+        assert!(s.subscribe("x://one-more"));
     }
 
     #[test]
     fn a_stream_that_does_not_read_loses_messages_instead_of_growing() {
         let o = Outbox::default();
-        let _rx = o.attach(None);
+        let _attached = o.attach(None);
         let sent = (0..STREAM_QUEUE + KEPT + 10)
             .filter(|_| o.push(Bytes::from_static(b"x")))
             .count();

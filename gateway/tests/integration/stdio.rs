@@ -145,3 +145,61 @@ async fn malformed_lines_are_answered_and_a_last_line_without_newline_counts() {
         "{err}"
     );
 }
+
+/// `ping` is answered before `initialize`; a line over
+/// `limits.max_payload_bytes` is answered with -32600 and skipped whole, and
+/// the lines after it are served.
+#[tokio::test]
+async fn ping_before_initialize_and_oversized_lines() {
+    let provider = spawn_kit(Arc::default()).await;
+    let cfg = temp_config(&config_yaml(
+        &[("kit", provider.addr())],
+        "limits:\n  max_payload_bytes: 4096\n",
+    ));
+    let mut child = gateway_stdio(cfg.path());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input = line(json!({"jsonrpc": "2.0", "id": "p", "method": "ping"}));
+    input.extend(line(
+        json!({"jsonrpc": "2.0", "id": "big", "method": "tools/call",
+        "params": {"name": "kit.echo.v1", "arguments": {"message": "x".repeat(10_000)}}}),
+    ));
+    input.extend(line(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}),
+    ));
+    input.extend(line(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "kit.echo.v1", "arguments": {"message": "after"}}}),
+    ));
+    stdin.write_all(&input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("the gateway exits at EOF")
+        .unwrap();
+    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
+    assert_eq!(
+        by_id(json!("p")).expect("ping answered")["result"],
+        json!({})
+    );
+    let too_long: Vec<&Value> = answers
+        .iter()
+        .filter(|a| a["id"].is_null() && a["error"]["code"] == -32600)
+        .collect();
+    assert_eq!(too_long.len(), 1, "{answers:#?}");
+    assert!(
+        too_long[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_payload_bytes"),
+        "{answers:#?}"
+    );
+    assert!(by_id(json!("big")).is_none(), "the long line is not served");
+    let after = by_id(json!(1)).expect("the line after it is served");
+    assert_eq!(after["result"]["content"][0]["text"], "after", "{after}");
+}

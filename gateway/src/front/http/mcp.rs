@@ -184,7 +184,10 @@ async fn post(s: AppState, req: Request) -> Response {
         Some(session) => session.ended.clone(),
         None => s.stop.clone(),
     };
-    answer(s.engine.clone(), x, call, stateless, ends).await
+    // A listen stream has no end of its own: it ends when draining starts,
+    // so that shutdown does not wait out the grace period for it.
+    let listen_ends = s.draining.clone();
+    answer(s.engine.clone(), x, call, stateless, ends, listen_ends).await
 }
 
 /// Per-request version rules: a `_meta` version needs the header, equal to
@@ -292,6 +295,7 @@ async fn answer(
     call: Call,
     stateless: bool,
     ends: CancellationToken,
+    listen_ends: CancellationToken,
 ) -> Response {
     let wants_progress = call
         .params
@@ -340,7 +344,7 @@ async fn answer(
                     let _keep = &registration;
                     e
                 });
-            sse(stream, ends)
+            sse(stream, Some(listen_ends))
         }
     }
 }
@@ -477,23 +481,24 @@ async fn get(s: AppState, req: Request) -> Response {
     if let Err(r) = super::admission::get_media(req.headers()) {
         return r.into_response();
     }
-    if header(req.headers(), VERSION_HEADER).is_some_and(|v| v >= engine::PER_REQUEST) {
-        return Refusal::method_not_allowed("POST").into_response();
+    match version_header(req.headers()) {
+        Err(r) => return r.into_response(),
+        Ok(Some(engine::PER_REQUEST)) => {
+            return Refusal::method_not_allowed("POST").into_response();
+        }
+        Ok(_) => {}
     }
     let session = match named_session(&s, &req) {
         Ok(Some(session)) => session,
         Ok(None) => return Refusal::session_required().into_response(),
         Err(r) => return r.into_response(),
     };
-    if let Err(r) = version_header(req.headers()) {
-        return r.into_response();
-    }
     let after = header(req.headers(), "last-event-id").and_then(|v| v.parse::<u64>().ok());
-    let rx = session.state.outbox.attach(after);
-    let streaming = session.streaming();
-    let primed = after.unwrap_or(0);
+    let attached = session.state.outbox.attach(after);
+    let streaming = session.streaming(attached.generation);
+    let primed = attached.from;
     let stream = futures::stream::once(async move { Event::Prime(primed) }).chain(
-        tokio_stream::wrappers::ReceiverStream::new(rx).map(move |(id, m)| {
+        tokio_stream::wrappers::ReceiverStream::new(attached.rx).map(move |(id, m)| {
             let _keep = &streaming;
             Event::Numbered(id, m)
         }),
@@ -502,8 +507,12 @@ async fn get(s: AppState, req: Request) -> Response {
 }
 
 fn delete(s: AppState, req: Request) -> Response {
-    if header(req.headers(), VERSION_HEADER).is_some_and(|v| v >= engine::PER_REQUEST) {
-        return Refusal::method_not_allowed("POST").into_response();
+    match version_header(req.headers()) {
+        Err(r) => return r.into_response(),
+        Ok(Some(engine::PER_REQUEST)) => {
+            return Refusal::method_not_allowed("POST").into_response();
+        }
+        Ok(_) => {}
     }
     match named_session(&s, &req) {
         Ok(Some(session)) => {

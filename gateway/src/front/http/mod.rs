@@ -54,6 +54,8 @@ struct Shared {
     sessions: Arc<Sessions>,
     /// Fires at shutdown, after the drain: open streams end.
     stop: CancellationToken,
+    /// Fires when shutdown starts: listen streams end.
+    draining: CancellationToken,
 }
 
 /// `Host` values accepted on `/mcp`: loopback names, the listen address and
@@ -72,12 +74,14 @@ fn allowed_hosts(gateway: &Gateway, local: SocketAddr) -> Option<Vec<String>> {
     Some(hosts)
 }
 
-/// The HTTP app. `exchanges` counts MCP exchanges for draining; `stop`
-/// ends open streams and sessions.
+/// The HTTP app. `exchanges` counts MCP exchanges for draining; `draining`
+/// fires when shutdown starts, `stop` after the drain (open streams and
+/// sessions end).
 pub fn router(
     gateway: &Gateway,
     local: SocketAddr,
     stop: CancellationToken,
+    draining: CancellationToken,
     exchanges: Arc<Drain>,
 ) -> Router {
     let hosts = allowed_hosts(gateway, local);
@@ -106,6 +110,7 @@ pub fn router(
         admission: Arc::new(admission::Admission::new(hosts.as_deref(), &origins)),
         sessions,
         stop,
+        draining,
     }));
     let mcp = Router::new()
         .route("/mcp", any(mcp::mcp))
@@ -140,11 +145,17 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let sessions_ct = CancellationToken::new();
     let exchanges = Arc::new(Drain::default());
-    let app = router(gateway, local, sessions_ct.clone(), exchanges.clone());
+    let stop_accepting = CancellationToken::new();
+    let app = router(
+        gateway,
+        local,
+        sessions_ct.clone(),
+        stop_accepting.clone(),
+        exchanges.clone(),
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, "serving MCP over Streamable HTTP at {scheme}://{local}/mcp");
 
-    let stop_accepting = CancellationToken::new();
     let grace = gateway.config().shutdown_grace;
     let dispatcher = gateway.dispatcher().clone();
     let stopper = stop_accepting.clone();
