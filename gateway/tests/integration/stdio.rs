@@ -22,6 +22,26 @@ fn gateway_stdio(config: &std::path::Path) -> tokio::process::Child {
         .unwrap()
 }
 
+/// Writes `input`, closes stdin, and waits for the gateway to exit: its
+/// answers, one per stdout line, and its output.
+async fn feed_to_eof(
+    child: tokio::process::Child,
+    mut stdin: tokio::process::ChildStdin,
+    input: &[u8],
+) -> (Vec<Value>, std::process::Output) {
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("the gateway exits at EOF")
+        .unwrap();
+    let answers = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (answers, out)
+}
+
 fn line(v: Value) -> Vec<u8> {
     let mut b = serde_json::to_vec(&v).unwrap();
     b.push(b'\n');
@@ -94,7 +114,7 @@ async fn malformed_lines_are_answered_and_a_last_line_without_newline_counts() {
     let provider = spawn_kit(Arc::default()).await;
     let cfg = temp_config(&config_yaml(&[("kit", provider.addr())], ""));
     let mut child = gateway_stdio(cfg.path());
-    let mut stdin = child.stdin.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
     let mut input = line(
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
@@ -110,16 +130,7 @@ async fn malformed_lines_are_answered_and_a_last_line_without_newline_counts() {
     ));
     // The last one has no newline.
     input.extend(br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"kit.echo.v1","arguments":{"message":"last"}}}"#);
-    stdin.write_all(&input).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("the gateway exits at EOF")
-        .unwrap();
-    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (answers, out) = feed_to_eof(child, stdin, &input).await;
     let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
     let errors: Vec<i64> = answers
         .iter()
@@ -157,7 +168,7 @@ async fn ping_before_initialize_and_oversized_lines() {
         "limits:\n  max_payload_bytes: 4096\n",
     ));
     let mut child = gateway_stdio(cfg.path());
-    let mut stdin = child.stdin.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
     let mut input = line(json!({"jsonrpc": "2.0", "id": "p", "method": "ping"}));
     input.extend(line(
         json!({"jsonrpc": "2.0", "id": "big", "method": "tools/call",
@@ -172,16 +183,7 @@ async fn ping_before_initialize_and_oversized_lines() {
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "kit.echo.v1", "arguments": {"message": "after"}}}),
     ));
-    stdin.write_all(&input).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("the gateway exits at EOF")
-        .unwrap();
-    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (answers, _) = feed_to_eof(child, stdin, &input).await;
     let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
     assert_eq!(
         by_id(json!("p")).expect("ping answered")["result"],
