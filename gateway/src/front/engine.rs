@@ -455,24 +455,40 @@ impl Engine {
     }
 
     fn tools(&self, cat: &Catalog, caller: &pb::Caller) -> Vec<Tool> {
-        let v = self.dispatcher.visibility();
-        cat.tools_list
-            .iter()
-            .filter(|t| {
-                cat.tool(&t.name)
-                    .is_ok_and(|e| v.visible(caller, Kind::Tool, e.upstream.name(), &t.name))
-            })
-            .cloned()
-            .collect()
+        self.visible_named(
+            &cat.tools_list,
+            Kind::Tool,
+            caller,
+            |t| &t.name,
+            |n| cat.tool(n).ok().map(|e| e.upstream.name()),
+        )
     }
 
     fn prompts(&self, cat: &Catalog, caller: &pb::Caller) -> Vec<Prompt> {
+        self.visible_named(
+            &cat.prompts_list,
+            Kind::Prompt,
+            caller,
+            |p| &p.name,
+            |n| cat.prompt(n).ok().map(|e| e.upstream.name()),
+        )
+    }
+
+    /// The named items of a list that `caller` may see, by their provider.
+    fn visible_named<'c, T: Clone>(
+        &self,
+        items: &'c [T],
+        kind: Kind,
+        caller: &pb::Caller,
+        name: impl Fn(&T) -> &str,
+        provider: impl Fn(&str) -> Option<&'c str>,
+    ) -> Vec<T> {
         let v = self.dispatcher.visibility();
-        cat.prompts_list
+        items
             .iter()
-            .filter(|p| {
-                cat.prompt(&p.name)
-                    .is_ok_and(|e| v.visible(caller, Kind::Prompt, e.upstream.name(), &p.name))
+            .filter(|item| {
+                let n = name(item);
+                provider(n).is_some_and(|p| v.visible(caller, kind, p, n))
             })
             .cloned()
             .collect()
