@@ -97,7 +97,20 @@ fn main() -> ExitCode {
     };
     // Watch the file we loaded (not the embedded default) for hot reload.
     let watch = cli.config.exists().then(|| cli.config.clone());
-    let code = match rt.block_on(run(cli.stdio, config, watch)) {
+    let listen = config.listen;
+    // Startup (discovery, compiling schemas) runs deep, and a main-thread
+    // stack once touched stays resident; a thread's stack is returned to
+    // the OS when the thread ends.
+    let started = std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(Box::pin(Gateway::start(config))))
+            .join()
+            .expect("the startup thread panicked")
+    });
+    let served = match started {
+        Ok(gateway) => rt.block_on(Box::pin(serve(cli.stdio, gateway, listen, watch))),
+        Err(e) => Err(e.into()),
+    };
+    let code = match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "mcp-gateway failed");
@@ -129,9 +142,12 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn run(stdio: bool, config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
-    let listen = config.listen;
-    let gateway = Gateway::start(config).await?;
+async fn serve(
+    stdio: bool,
+    gateway: Gateway,
+    listen: SocketAddr,
+    watch: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let stop_watching = tokio_util::sync::CancellationToken::new();
     if let Some(path) = watch {
         tokio::spawn(mcp_gateway::reload::watch(

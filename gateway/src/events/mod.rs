@@ -25,7 +25,6 @@ use std::{
 
 use cloudevents::{AttributesReader, Event};
 use serde::Serialize;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::{pipeline::notify::Notifier, pipeline::registry::Registry};
@@ -96,15 +95,6 @@ pub struct EventStats {
     pub streams_open: u64,
 }
 
-/// What a test (or a future subscriber) sees for every handled event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandledEvent {
-    pub source: String,
-    pub id: String,
-    pub ty: String,
-    pub provider: Option<String>,
-}
-
 /// Whether an event went through the pipeline or was a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -123,7 +113,6 @@ pub struct Events {
     recent: Mutex<VecDeque<Recent>>,
     counters: EventCounters,
     nats: Mutex<(NatsState, Option<String>)>,
-    tap: broadcast::Sender<HandledEvent>,
     stop: CancellationToken,
 }
 
@@ -150,7 +139,6 @@ impl Events {
             seen,
             counters: EventCounters::default(),
             nats: Mutex::new((state, None)),
-            tap: broadcast::channel(4096).0,
             stop: CancellationToken::new(),
         })
     }
@@ -210,11 +198,6 @@ impl Events {
         }
     }
 
-    /// Every handled (not duplicate, not malformed) event, as it happens.
-    pub fn tap(&self) -> broadcast::Receiver<HandledEvent> {
-        self.tap.subscribe()
-    }
-
     /// The `events://recent` body: a JSON array, oldest first.
     pub fn recent_json(&self) -> String {
         let recent = self.recent.lock().expect("recent lock");
@@ -235,7 +218,11 @@ impl Events {
     /// Runs one well-formed event through the pipeline. `provider` is known
     /// for the `Stream` RPC; for NATS it comes from `source`.
     pub fn handle(&self, ev: Event, provider: Option<&str>) -> Outcome {
-        let key = format!("{}\n{}", ev.source(), ev.id());
+        let (source, id) = (ev.source().as_str(), ev.id());
+        let mut key = String::with_capacity(source.len() + 1 + id.len());
+        key.push_str(source);
+        key.push('\n');
+        key.push_str(id);
         if !self.seen.entry(key).or_insert(()).is_fresh() {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(source = %ev.source(), id = ev.id(), "duplicate event dropped");
@@ -246,14 +233,6 @@ impl Events {
             .or_else(|| provider_of_source(ev.source().as_str()));
         let subject = self.deliver(&ev, provider.as_deref());
         self.counters.handled.fetch_add(1, Ordering::Relaxed);
-        if self.tap.receiver_count() > 0 {
-            let _ = self.tap.send(HandledEvent {
-                source: ev.source().to_string(),
-                id: ev.id().to_string(),
-                ty: ev.ty().to_string(),
-                provider: provider.clone(),
-            });
-        }
         self.remember(Recent {
             ev,
             provider,

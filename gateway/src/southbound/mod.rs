@@ -28,10 +28,27 @@ use tonic_health::pb::{
 
 use crate::config::ProviderConfig;
 
-fn build_channels(
-    config: &ProviderConfig,
-    base_dir: &std::path::Path,
-) -> Result<Vec<Channel>, UpstreamError> {
+/// A provider's channels, each made on first use: under light load only the
+/// first call channel and the control channel exist (each holds a buffer
+/// task and its queue).
+struct Pool {
+    endpoint: Endpoint,
+    channels: Vec<std::sync::OnceLock<Channel>>,
+}
+
+impl Pool {
+    fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    fn get(&self, i: usize) -> Channel {
+        self.channels[i]
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone()
+    }
+}
+
+fn build_pool(config: &ProviderConfig, base_dir: &std::path::Path) -> Result<Pool, UpstreamError> {
     let endpoint_err = |source| UpstreamError::Endpoint {
         provider: config.name.clone(),
         source,
@@ -65,9 +82,12 @@ fn build_channels(
     }
     // One more than the pool: the last is the control channel (see
     // `Upstream::control`), kept free of call traffic.
-    Ok((0..config.pool_size + 1)
-        .map(|_| endpoint.connect_lazy())
-        .collect())
+    Ok(Pool {
+        endpoint,
+        channels: (0..config.pool_size + 1)
+            .map(|_| Default::default())
+            .collect(),
+    })
 }
 
 /// A status message with the cause of a failed TLS handshake spelled out:
@@ -140,7 +160,7 @@ pub struct Upstream {
     pub slots: Arc<tokio::sync::Semaphore>,
     pub cache: Option<Arc<crate::southbound::cache::ResultCache>>,
     /// Swapped whole when TLS files change (see [`Upstream::reload_tls`]).
-    channels: arc_swap::ArcSwap<Vec<Channel>>,
+    channels: arc_swap::ArcSwap<Pool>,
     /// Calls in flight to this provider.
     in_flight: AtomicUsize,
     max_payload: usize,
@@ -178,7 +198,7 @@ impl Upstream {
         max_payload: usize,
         base_dir: &std::path::Path,
     ) -> Result<Arc<Self>, UpstreamError> {
-        let channels = build_channels(&config, base_dir)?;
+        let channels = build_pool(&config, base_dir)?;
         Ok(Arc::new(Self {
             breaker: Breaker::new(config.breaker.failures, config.breaker.cool_down),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
@@ -199,7 +219,7 @@ impl Upstream {
     /// Re-reads the TLS files and replaces the channels; calls in flight
     /// finish on the old ones. On error the old channels stay.
     pub fn reload_tls(&self) -> Result<(), UpstreamError> {
-        let channels = build_channels(&self.config, &self.base_dir)?;
+        let channels = build_pool(&self.config, &self.base_dir)?;
         self.channels.store(Arc::new(channels));
         Ok(())
     }
@@ -237,7 +257,7 @@ impl Upstream {
         let calls = channels.len() - 1;
         let others = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
         let i = (others / CALLS_PER_CHANNEL).min(calls - 1);
-        channels[i].clone()
+        channels.get(i)
     }
 
     /// The connection for health checks and discovery: under heavy call
@@ -245,7 +265,7 @@ impl Upstream {
     /// healthy provider would look dead.
     fn control(&self) -> Channel {
         let channels = self.channels.load();
-        channels[channels.len() - 1].clone()
+        channels.get(channels.len() - 1)
     }
 
     fn client(&self) -> ProviderClient<Channel> {
