@@ -24,6 +24,9 @@ pub mod mcpgateway {
 
 pub mod trace;
 
+#[cfg(feature = "otlp")]
+mod logline;
+
 #[cfg(feature = "tls")]
 pub mod tls;
 

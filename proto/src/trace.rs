@@ -160,10 +160,8 @@ pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+        .fmt_fields(fmt::format::JsonFields::new())
+        .event_format(crate::logline::JsonLine)
         .with_writer(std::io::stderr);
     let (otel, provider) = match otlp_tracer(service) {
         Some((layer, provider)) => (Some(layer), Some(provider)),
