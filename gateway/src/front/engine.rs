@@ -534,22 +534,19 @@ impl Engine {
             .remove("progressToken")
             .and_then(|token| progress_reporter(token, x.early.clone()?));
         let meta = (!meta.is_empty()).then_some(meta);
-        // Boxed: the dispatcher's future (tonic call, timeout, tracing) is
-        // kilobytes; moving it by value costs more than one allocation.
-        Box::pin(
-            self.dispatcher
-                .call_tool(cx, call.str_param("name"), arguments, meta, progress),
-        )
-        .await
-        .map(|r| ServerResult::from(CallToolResponse::from(r)))
-        .map_err(|e| e.to_mcp(&cx.correlation_id))
+        self.dispatcher
+            .call_tool(cx, call.str_param("name"), arguments, meta, progress)
+            .await
+            .map(|r| ServerResult::from(CallToolResponse::from(r)))
+            .map_err(|e| e.to_mcp(&cx.correlation_id))
     }
 
     async fn read_resource(&self, cx: &RequestCx, uri: &str) -> Result<ServerResult, ErrorData> {
         if uri == RECENT_URI {
             return Ok(ServerResult::ReadResourceResult(self.recent(&cx.caller)));
         }
-        Box::pin(self.dispatcher.read_resource(cx, uri))
+        self.dispatcher
+            .read_resource(cx, uri)
             .await
             .map(|r| ServerResult::from(ReadResourceResponse::from(r)))
             .map_err(|e| e.to_mcp(&cx.correlation_id))
@@ -577,13 +574,11 @@ impl Engine {
 
     async fn get_prompt(&self, cx: &RequestCx, call: &mut Call) -> Result<ServerResult, ErrorData> {
         let arguments = take_object(call, "arguments");
-        Box::pin(
-            self.dispatcher
-                .get_prompt(cx, call.str_param("name"), arguments),
-        )
-        .await
-        .map(|r| ServerResult::from(GetPromptResponse::from(r)))
-        .map_err(|e| e.to_mcp(&cx.correlation_id))
+        self.dispatcher
+            .get_prompt(cx, call.str_param("name"), arguments)
+            .await
+            .map(|r| ServerResult::from(GetPromptResponse::from(r)))
+            .map_err(|e| e.to_mcp(&cx.correlation_id))
     }
 
     /// 2026-07-28 `subscriptions/listen`: list changes, and updates of the

@@ -43,3 +43,57 @@ pub fn metrics() -> &'static PrometheusHandle {
         handle
     })
 }
+
+/// The labels of a request's duration and count (`outcome` is added to the
+/// count's): one place, so a series made ahead of time is the series the
+/// per-request path would find.
+pub(crate) fn request_labels(
+    method: &'static str,
+    provider: &str,
+    item: &str,
+    error_kind: Option<&'static str>,
+) -> Vec<(&'static str, String)> {
+    let mut labels = vec![
+        ("mcp_method_name", method.to_string()),
+        ("provider", provider.to_string()),
+    ];
+    match method {
+        "tools/call" => labels.push(("gen_ai_tool_name", item.to_string())),
+        "prompts/get" => labels.push(("gen_ai_prompt_name", item.to_string())),
+        _ => {}
+    }
+    if let Some(kind) = error_kind {
+        labels.push(("error_type", kind.to_string()));
+    }
+    labels
+}
+
+/// One tool's series for calls that did not fail, registered on the first
+/// call: looking a series up by its labels costs allocations and a hash
+/// per request, and a catalog entry knows its labels.
+#[derive(Default)]
+pub(crate) struct ToolSeries(OnceLock<ToolHandles>);
+
+pub(crate) struct ToolHandles {
+    pub duration: metrics::Histogram,
+    pub ok: metrics::Counter,
+    pub tool_error: metrics::Counter,
+}
+
+impl ToolSeries {
+    pub(crate) fn get(&self, provider: &str, tool: &str) -> &ToolHandles {
+        self.0.get_or_init(|| {
+            let labels = request_labels("tools/call", provider, tool, None);
+            let count = |outcome: &str| {
+                let mut l = labels.clone();
+                l.push(("outcome", outcome.to_string()));
+                metrics::counter!("mcp_gateway_requests_total", &l)
+            };
+            ToolHandles {
+                duration: metrics::histogram!("mcp_server_operation_duration_seconds", &labels),
+                ok: count("ok"),
+                tool_error: count("tool_error"),
+            }
+        })
+    }
+}

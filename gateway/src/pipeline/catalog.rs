@@ -123,6 +123,8 @@ pub struct ToolEntry {
     /// The input schema names SEP-2243 `x-mcp-header` parameters, which
     /// the HTTP front door checks against `Mcp-Param-*` headers.
     pub param_headers: bool,
+    /// Its request metrics (observation).
+    pub(crate) series: crate::observe::telemetry::ToolSeries,
 }
 
 /// Whether `key` is a key anywhere in `object`.
@@ -245,6 +247,7 @@ impl Catalog {
                         uris: uris.clone(),
                         cache: cache_for(up, &t.def),
                         param_headers: names_key(&tool.input_schema, "x-mcp-header"),
+                        series: Default::default(),
                         tool,
                     }),
                 );

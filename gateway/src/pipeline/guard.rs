@@ -17,6 +17,8 @@ use crate::{
 /// What bounds calls to one provider.
 pub(crate) struct CallLimits<'a> {
     pub provider: &'a str,
+    /// The request's, for the log.
+    pub correlation_id: &'a str,
     pub slots: &'a Arc<Semaphore>,
     pub max_concurrency: usize,
     pub breaker: &'a Arc<Breaker>,
@@ -109,7 +111,8 @@ where
         if !retry {
             return Err(err);
         }
-        tracing::info!(provider, attempt, error = %err, "retrying a repeatable call");
+        let correlation_id = limits.correlation_id;
+        tracing::info!(provider, correlation_id, attempt, error = %err, "retrying a repeatable call");
         attempt += 1;
         tokio::time::sleep(wait).await;
     }
@@ -156,6 +159,7 @@ mod tests {
         fn limits(&self) -> CallLimits<'_> {
             CallLimits {
                 provider: "p",
+                correlation_id: "c",
                 slots: &self.slots,
                 max_concurrency: 1,
                 breaker: &self.breaker,

@@ -133,12 +133,17 @@ async fn metrics_show_per_tool_latency_histograms_and_provider_state() {
     });
     let bucket = bucket.unwrap_or_else(|| panic!("no histogram for mkit.echo.v1:\n{text}"));
     assert!(bucket.ends_with(" 3"), "{bucket}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("mcp_gateway_requests_total")
-                && l.contains("mkit.echo.v1")
-                && l.contains(r#"outcome="ok""#))
-    );
+    // Counted through the handles kept with the catalog entry: the same
+    // series, labels in the same order, as a request counted by labels.
+    let count = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                r#"mcp_gateway_requests_total{mcp_method_name="tools/call",provider="mkit",gen_ai_tool_name="mkit.echo.v1",outcome="ok"}"#,
+            )
+        })
+        .unwrap_or_else(|| panic!("no request count for mkit.echo.v1:\n{text}"));
+    assert!(count.ends_with(" 3"), "{count}");
     assert!(
         text.contains(r#"mcp_gateway_provider_state{provider="mkit",state="ready"} 1"#),
         "{text}"

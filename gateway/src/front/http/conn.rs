@@ -18,7 +18,9 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::ConnectInfo};
+use axum::extract::ConnectInfo;
+
+use super::App;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -32,7 +34,6 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower::ServiceExt;
 
 use super::body::WithGuard;
 
@@ -48,7 +49,7 @@ pub(crate) struct ConnLimits {
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<mcp_gateway_proto::tls::ReloadingAcceptor>,
-    app: Router,
+    app: App,
     limits: ConnLimits,
     stop: CancellationToken,
 ) {
@@ -102,7 +103,7 @@ async fn serve_one(
     tcp: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    app: Router,
+    app: App,
     limits: ConnLimits,
     stop: CancellationToken,
 ) {
@@ -126,7 +127,7 @@ async fn serve_one(
 async fn run<I>(
     io: I,
     peer: SocketAddr,
-    app: Router,
+    app: App,
     limits: ConnLimits,
     stop: CancellationToken,
     activity: Arc<Activity>,
@@ -139,7 +140,7 @@ async fn run<I>(
         let busy = a.begin(req.version());
         let app = app.clone();
         async move {
-            let resp = app.oneshot(req.map(axum::body::Body::new)).await?;
+            let resp = app.handle(req.map(axum::body::Body::new)).await;
             Ok::<_, std::convert::Infallible>(resp.map(|b| WithGuard::new(b, busy)))
         }
     });

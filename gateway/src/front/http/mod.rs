@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{any, get},
+    routing::get,
 };
 use mcp_gateway_proto::CORRELATION_ID_HEADER;
 use serde_json::json;
@@ -83,7 +83,7 @@ pub fn router(
     stop: CancellationToken,
     draining: CancellationToken,
     exchanges: Arc<Drain>,
-) -> Router {
+) -> App {
     let hosts = allowed_hosts(gateway, local);
     // Browsers send `Origin`; a foreign one is refused (403) so a web page
     // cannot drive a local gateway (DNS rebinding, CSRF).
@@ -112,9 +112,6 @@ pub fn router(
         stop,
         draining,
     }));
-    let mcp = Router::new()
-        .route("/mcp", any(mcp::mcp))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let admin = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/analytics/usage", get(usage))
@@ -123,15 +120,43 @@ pub fn router(
             state.clone(),
             authenticate_admin,
         ));
-    Router::new()
-        .merge(mcp)
+    let router = Router::new()
         .merge(admin)
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route(PRM_PATH, get(resource_metadata))
         .route(&format!("{PRM_PATH}/mcp"), get(resource_metadata))
         .layer(middleware::from_fn(correlation_id))
-        .with_state(state)
+        .with_state(state.clone());
+    App { router, state }
+}
+
+/// The HTTP app: `/mcp` is served directly, the other paths by the router.
+/// The MCP path is the hot one, and the router costs it a clone of each
+/// boxed service and layer per request; the steps are the same functions.
+#[derive(Clone)]
+pub(crate) struct App {
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    pub(crate) async fn handle(self, req: Request) -> Response {
+        if req.uri().path() != "/mcp" {
+            return match tower::ServiceExt::oneshot(self.router, req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+        }
+        let s = self.state;
+        with_correlation_id(req, |req| async move {
+            match identify(&s, req).await {
+                Ok(req) => mcp::mcp(State(s), req).await,
+                Err(refused) => refused,
+            }
+        })
+        .await
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, drains in-flight
@@ -255,7 +280,15 @@ async fn resource_metadata(
 /// Establishes the caller's [`Identity`](crate::security::auth::Identity) for every
 /// request behind it, and applies the per-principal rate limit. Refusals
 /// happen here, before the JSON-RPC layer.
-async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn authenticate(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match identify(&s, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    }
+}
+
+/// [`authenticate`]'s work: the request with its identity, or the refusal.
+async fn identify(s: &AppState, mut req: Request) -> Result<Request, Response> {
     let auth = s.gateway.auth();
     let agent = req
         .headers()
@@ -267,7 +300,7 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
         Ok(i) => i,
         Err(e) => {
             tracing::info!(path = %req.uri().path(), reason = %e, "unauthenticated request refused");
-            let resource = resource_url(&s, req.headers());
+            let resource = resource_url(s, req.headers());
             let mut challenge = format!("Bearer resource_metadata=\"{}\"", metadata_url(&resource));
             if let crate::security::auth::AuthError::Invalid(msg) = &e {
                 // Quotes and backslashes cannot appear: messages are ours.
@@ -276,7 +309,7 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
                     msg.replace(['"', '\\'], "'")
                 ));
             }
-            return Refusal::unauthorized(e.to_string(), &challenge).into_response();
+            return Err(Refusal::unauthorized(e.to_string(), &challenge).into_response());
         }
     };
     if let Err(wait) = s
@@ -286,10 +319,10 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
         .check_principal(&identity.principal)
     {
         let description = format!("rate limit exceeded for principal '{}'", identity.principal);
-        return Refusal::rate_limited(description, wait).into_response();
+        return Err(Refusal::rate_limited(description, wait).into_response());
     }
     req.extensions_mut().insert(identity);
-    next.run(req).await
+    Ok(req)
 }
 
 /// Who is asking an operator endpoint. `auth.protect_admin` and the
@@ -334,7 +367,17 @@ async fn operator(State(s): State<AppState>, mut req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-async fn correlation_id(mut req: Request, next: Next) -> Response {
+async fn correlation_id(req: Request, next: Next) -> Response {
+    with_correlation_id(req, |req| next.run(req)).await
+}
+
+/// Gives the request a correlation id (the client's, if it is sane) and
+/// the response the same one.
+async fn with_correlation_id<F, Fut>(mut req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let valid = req
         .headers()
         .get(CORRELATION_ID_HEADER)
@@ -350,7 +393,7 @@ async fn correlation_id(mut req: Request, next: Next) -> Response {
         );
     }
     let id = req.headers().get(CORRELATION_ID_HEADER).cloned();
-    let mut resp = next.run(req).await;
+    let mut resp = inner(req).await;
     if let Some(id) = id {
         resp.headers_mut().insert(CORRELATION_ID_HEADER, id);
     }

@@ -55,6 +55,18 @@ pub struct RequestCx {
 
 impl RequestCx {
     /// Makes `span` a child of the client's trace, when it sent one.
+    /// The request's server span when traces are exported, else none: the
+    /// access log line carries the correlation id itself, and a span costs
+    /// its fields' formatting and a registry entry per request.
+    fn span(&self, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+        if !mcp_gateway_proto::trace::exporting() {
+            return tracing::Span::none();
+        }
+        let span = make();
+        self.adopt_parent(&span);
+        span
+    }
+
     fn adopt_parent(&self, span: &tracing::Span) {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         if let Some(tp) = &self.traceparent {
@@ -158,7 +170,7 @@ impl Dispatcher {
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
         // Lean unless exported: the log line has method and tool already.
-        let span = if mcp_gateway_proto::trace::exporting() {
+        let span = cx.span(|| {
             tracing::info_span!(
                 "tools/call",
                 otel.name = %format!("tools/call {name}"),
@@ -167,12 +179,12 @@ impl Dispatcher {
                 gen_ai.tool.name = %name,
                 correlation_id = %cx.correlation_id,
             )
-        } else {
-            tracing::info_span!("tools/call", correlation_id = %cx.correlation_id)
-        };
-        cx.adopt_parent(&span);
+        });
         let trace = CallFacts::default();
-        let work = self.call_tool_inner(cx, &trace, name, args, meta, progress);
+        // Boxed where it is made: the provider call's future is kilobytes, and
+        // each move into the next wrapper (observe, instrument, the caller)
+        // would copy all of it.
+        let work = Box::pin(self.call_tool_inner(cx, &trace, name, args, meta, progress));
         self.observe("tools/call", name, cx, &trace, work)
             .instrument(span)
             .await
@@ -188,6 +200,7 @@ impl Dispatcher {
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
         let entry = self.visibility.visible_tool(&cx.caller, name)?;
+        let _ = trace.tool.set(entry.clone());
         let exposed = entry.tool.name.clone();
         let _ = trace.item.set(exposed.to_string());
         let _ = trace.provider.set(entry.upstream.name().to_string());
@@ -369,17 +382,18 @@ impl Dispatcher {
         cx: &RequestCx,
         uri: &str,
     ) -> Result<ReadResourceResult, GatewayError> {
-        let span = tracing::info_span!(
-            "resources/read",
-            otel.name = "resources/read",
-            otel.kind = "server",
-            mcp.method.name = "resources/read",
-            mcp.resource.uri = %uri,
-            correlation_id = %cx.correlation_id,
-        );
-        cx.adopt_parent(&span);
+        let span = cx.span(|| {
+            tracing::info_span!(
+                "resources/read",
+                otel.name = "resources/read",
+                otel.kind = "server",
+                mcp.method.name = "resources/read",
+                mcp.resource.uri = %uri,
+                correlation_id = %cx.correlation_id,
+            )
+        });
         let trace = CallFacts::default();
-        let work = async {
+        let work = Box::pin(async {
             let route = self.catalog().route(uri)?.clone();
             if !self
                 .visibility
@@ -415,7 +429,7 @@ impl Dispatcher {
                 |c| self.visibility.sees_contents(&cx.caller, c),
             )?;
             Ok(ReadResourceResult::new(contents))
-        };
+        });
         self.observe("resources/read", uri, cx, &trace, work)
             .instrument(span)
             .await
@@ -427,17 +441,18 @@ impl Dispatcher {
         name: &str,
         args: Option<JsonObject>,
     ) -> Result<GetPromptResult, GatewayError> {
-        let span = tracing::info_span!(
-            "prompts/get",
-            otel.name = %format!("prompts/get {name}"),
-            otel.kind = "server",
-            mcp.method.name = "prompts/get",
-            gen_ai.prompt.name = %name,
-            correlation_id = %cx.correlation_id,
-        );
-        cx.adopt_parent(&span);
+        let span = cx.span(|| {
+            tracing::info_span!(
+                "prompts/get",
+                otel.name = %format!("prompts/get {name}"),
+                otel.kind = "server",
+                mcp.method.name = "prompts/get",
+                gen_ai.prompt.name = %name,
+                correlation_id = %cx.correlation_id,
+            )
+        });
         let trace = CallFacts::default();
-        let work = async {
+        let work = Box::pin(async {
             let entry = self.visibility.visible_prompt(&cx.caller, name)?;
             let _ = trace.item.set(entry.exposed.to_string());
             let _ = trace.provider.set(entry.upstream.name().to_string());
@@ -478,7 +493,7 @@ impl Dispatcher {
                 out = out.with_description(resp.description);
             }
             Ok(out)
-        };
+        });
         self.observe("prompts/get", name, cx, &trace, work)
             .instrument(span)
             .await
@@ -503,6 +518,7 @@ impl Dispatcher {
         let _on_upstream = up.track();
         let limits = crate::pipeline::guard::CallLimits {
             provider: up.name(),
+            correlation_id: &cx.correlation_id,
             slots: &up.slots,
             max_concurrency: up.config.max_concurrency,
             breaker: &up.breaker,

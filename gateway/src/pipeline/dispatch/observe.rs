@@ -9,7 +9,10 @@ use serde_json::Value;
 use rmcp::model::{CallToolResult, GetPromptResult, ReadResourceResult};
 
 use super::{Dispatcher, RequestCx};
-use crate::{observe::audit, pipeline::error::GatewayError};
+use crate::{
+    observe::{audit, telemetry},
+    pipeline::error::GatewayError,
+};
 
 /// What a request learned on the way, for its log line, metrics and audit
 /// record. Set-once cells so the pipeline can fill them from inside `work`.
@@ -22,6 +25,8 @@ pub(super) struct CallFacts {
     /// Redacted arguments, when `logging.arguments` is on.
     pub(super) arguments: OnceLock<Value>,
     pub(super) cached: std::sync::atomic::AtomicBool,
+    /// The tool called, whose metric series are kept with it.
+    pub(super) tool: OnceLock<std::sync::Arc<crate::pipeline::catalog::ToolEntry>>,
 }
 
 /// Whether a successful answer is still a failure the caller should count.
@@ -108,16 +113,18 @@ impl Dispatcher {
             _ => "",
         };
         let principal = cx.caller.principal.as_str();
+        let correlation_id = cx.correlation_id.as_str();
         let arguments = trace.arguments.get().map(crate::security::redact::for_log);
         match &finished {
             Finished::Failed(e) => {
-                tracing::warn!(method, item = requested, provider, principal, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")
+                tracing::warn!(method, item = requested, provider, principal, correlation_id, duration_ms = ms, error.kind = e.kind(), error = %e, arguments, "failed")
             }
             Finished::Dropped => tracing::info!(
                 method,
                 item = requested,
                 provider,
                 principal,
+                correlation_id,
                 duration_ms = ms,
                 error.kind = "cancelled",
                 arguments,
@@ -128,6 +135,7 @@ impl Dispatcher {
                 item,
                 provider,
                 principal,
+                correlation_id,
                 duration_ms = ms,
                 outcome,
                 arguments,
@@ -135,22 +143,24 @@ impl Dispatcher {
             ),
         }
 
-        let mut labels = vec![
-            ("mcp_method_name", method.to_string()),
-            ("provider", provider.to_string()),
-        ];
-        match method {
-            "tools/call" => labels.push(("gen_ai_tool_name", item.to_string())),
-            "prompts/get" => labels.push(("gen_ai_prompt_name", item.to_string())),
-            _ => {}
+        let seconds = elapsed.as_secs_f64();
+        match (trace.tool.get(), error_kind) {
+            (Some(tool), None) => {
+                let series = tool.series.get(provider, item);
+                series.duration.record(seconds);
+                match outcome {
+                    "ok" => series.ok.increment(1),
+                    _ => series.tool_error.increment(1),
+                }
+            }
+            _ => {
+                let mut labels = telemetry::request_labels(method, provider, item, error_kind);
+                metrics::histogram!("mcp_server_operation_duration_seconds", &labels)
+                    .record(seconds);
+                labels.push(("outcome", outcome.to_string()));
+                metrics::counter!("mcp_gateway_requests_total", &labels).increment(1);
+            }
         }
-        if let Some(kind) = error_kind {
-            labels.push(("error_type", kind.to_string()));
-        }
-        metrics::histogram!("mcp_server_operation_duration_seconds", &labels)
-            .record(elapsed.as_secs_f64());
-        labels.push(("outcome", outcome.to_string()));
-        metrics::counter!("mcp_gateway_requests_total", &labels).increment(1);
 
         if method == "tools/call" && !item.is_empty() {
             self.analytics
