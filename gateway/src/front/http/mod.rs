@@ -149,12 +149,14 @@ impl App {
             };
         }
         let s = self.state;
-        with_correlation_id(req, |req| async move {
+        // Boxed, as the router boxes its handlers: a connection keeps room
+        // for its request's future while idle, and this one is kilobytes.
+        Box::pin(with_correlation_id(req, |req| async move {
             match identify(&s, req).await {
                 Ok(req) => mcp::mcp(State(s), req).await,
                 Err(refused) => refused,
             }
-        })
+        }))
         .await
     }
 }
