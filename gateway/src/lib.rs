@@ -317,7 +317,28 @@ impl Gateway {
     }
 }
 
-/// A fresh correlation ID (UUID v4, simple form).
+/// A fresh correlation ID (UUID v4, simple form). Its bits come from a
+/// per-thread generator, not the OS: an ID must be unique, not secret, and
+/// one is made per request (`Uuid::new_v4` costs a `getrandom` syscall).
 pub fn new_correlation_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    let bytes = fastrand::u128(..).to_le_bytes();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn correlation_ids_are_distinct_uuid_v4s() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| super::new_correlation_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(id.len(), 32);
+        }
+    }
 }
