@@ -151,18 +151,74 @@ pub struct Route {
     pub uris: Arc<UriMap>,
 }
 
-/// Which MCP lists changed in one catalog rebuild.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What changed in the MCP lists in one catalog rebuild, item by item: a
+/// client is told a list changed only when an item it may see did (a
+/// hidden item is unknown, its changes too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListChanges {
-    pub tools: bool,
-    pub prompts: bool,
-    pub resources: bool,
+    pub tools: Vec<Changed>,
+    pub prompts: Vec<Changed>,
+    /// Resources and resource templates (one MCP notification).
+    pub resources: Vec<Changed>,
+    /// Everything may have changed for everyone (a new policy, a missed
+    /// change): every list, every client.
+    pub all: bool,
+}
+
+/// An item added, removed or changed: its provider and its exposed name
+/// (a tool or prompt name, a resource URI or a URI template).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub provider: String,
+    pub name: String,
 }
 
 impl ListChanges {
     pub fn any(&self) -> bool {
-        self.tools || self.prompts || self.resources
+        self.all || !self.tools.is_empty() || !self.prompts.is_empty() || !self.resources.is_empty()
     }
+
+    pub fn everything() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The items of `new` that are not in `old` as they are, and those of `old`
+/// that `new` lacks, each with its provider in the catalog it is in.
+fn changed<'a, T: PartialEq>(
+    old: (&'a [T], &'a Catalog),
+    new: (&'a [T], &'a Catalog),
+    key: impl Fn(&T) -> &str,
+    provider: impl Fn(&Catalog, &str) -> Option<String>,
+) -> Vec<Changed> {
+    if old.0 == new.0 {
+        return Vec::new(); // most rebuilds (a refresh that found nothing new)
+    }
+    let index =
+        |items: &'a [T]| -> HashMap<&'a str, &'a T> { items.iter().map(|t| (key(t), t)).collect() };
+    let (before, after) = (index(old.0), index(new.0));
+    let mut out = Vec::new();
+    let mut push = |cat: &Catalog, name: &str| {
+        // An item whose provider is unknown cannot be told apart: say it.
+        out.push(Changed {
+            provider: provider(cat, name).unwrap_or_default(),
+            name: name.to_string(),
+        });
+    };
+    for (name, item) in &after {
+        if before.get(name) != Some(item) {
+            push(new.1, name);
+        }
+    }
+    for name in before.keys() {
+        if !after.contains_key(name) {
+            push(old.1, name);
+        }
+    }
+    out
 }
 
 #[derive(Default)]
@@ -363,13 +419,65 @@ impl Catalog {
         }
     }
 
-    /// Which lists differ from `old`, for list_changed notifications.
+    /// What differs from `old`, item by item, for list_changed notifications.
     pub fn changes_since(&self, old: &Catalog) -> ListChanges {
+        let route =
+            |cat: &Catalog, uri: &str| cat.route(uri).ok().map(|r| r.upstream.name().to_string());
+        let mut resources = changed(
+            (&old.resources_list, old),
+            (&self.resources_list, self),
+            |r| r.uri.as_str(),
+            route,
+        );
+        resources.extend(changed(
+            (&old.templates_list, old),
+            (&self.templates_list, self),
+            |t| t.uri_template.as_str(),
+            route,
+        ));
         ListChanges {
-            tools: self.tools_list != old.tools_list,
-            prompts: self.prompts_list != old.prompts_list,
-            resources: self.resources_list != old.resources_list
-                || self.templates_list != old.templates_list,
+            tools: changed(
+                (&old.tools_list, old),
+                (&self.tools_list, self),
+                |t| &t.name,
+                |cat, n| cat.tools.get(n).map(|e| e.upstream.name().to_string()),
+            ),
+            prompts: changed(
+                (&old.prompts_list, old),
+                (&self.prompts_list, self),
+                |p| &p.name,
+                |cat, n| cat.prompts.get(n).map(|e| e.upstream.name().to_string()),
+            ),
+            resources,
+            all: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_the_items_added_removed_or_changed() {
+        let none = Catalog::default();
+        let provider = |_: &Catalog, n: &str| Some(format!("p-{n}"));
+        let names = |c: Vec<Changed>| {
+            let mut v: Vec<String> = c
+                .into_iter()
+                .map(|c| format!("{}/{}", c.provider, c.name))
+                .collect();
+            v.sort();
+            v
+        };
+        let old = [("a", 1), ("b", 1), ("c", 1)];
+        let new = [("c", 1), ("a", 2), ("d", 1)];
+        let c = changed((&old, &none), (&new, &none), |t| t.0, provider);
+        // a changed, b removed, d added; c only moved.
+        assert_eq!(names(c), ["p-a/a", "p-b/b", "p-d/d"]);
+        let same = changed((&old, &none), (&old, &none), |t| t.0, provider);
+        assert!(same.is_empty());
+        assert!(!ListChanges::default().any());
+        assert!(ListChanges::everything().any());
     }
 }

@@ -18,7 +18,9 @@ use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{pipeline::catalog::ListChanges, pipeline::dispatch::Visibility};
+use crate::{
+    pipeline::catalog::ListChanges, pipeline::dispatch::Visibility, security::policy::Kind,
+};
 use mcp_gateway_proto::provider as pb;
 
 /// Messages kept for a session's stream: replayed on reconnection
@@ -387,32 +389,50 @@ impl Notifier {
 
     /// Every list may have changed for every session (e.g. a new policy).
     pub fn notify_all_lists(&self) {
-        self.notify(ListChanges {
-            tools: true,
-            prompts: true,
-            resources: true,
-        });
+        self.notify(ListChanges::everything());
     }
 
+    /// Tells each client of the lists in which an item it may see changed.
     fn notify(&self, ch: ListChanges) {
+        let v = &self.visibility;
         let kinds = [
-            (ch.tools, "notifications/tools/list_changed"),
-            (ch.prompts, "notifications/prompts/list_changed"),
-            (ch.resources, "notifications/resources/list_changed"),
+            (
+                &ch.tools,
+                Some(Kind::Tool),
+                "notifications/tools/list_changed",
+            ),
+            (
+                &ch.prompts,
+                Some(Kind::Prompt),
+                "notifications/prompts/list_changed",
+            ),
+            (&ch.resources, None, "notifications/resources/list_changed"),
         ];
         let sessions = self.live_sessions(|_| true);
-        for (i, (changed, method)) in kinds.into_iter().enumerate() {
-            if !changed {
+        for (i, (items, kind, method)) in kinds.into_iter().enumerate() {
+            if !ch.all && items.is_empty() {
                 continue;
             }
+            let sees = |caller: &pb::Caller| {
+                ch.all
+                    || items.iter().any(|it| match kind {
+                        Some(kind) => v.visible(caller, kind, &it.provider, &it.name),
+                        None => v.visible_resource(caller, &it.provider, &it.name),
+                    })
+            };
             let message = notification(method, Value::Null);
             for s in &sessions {
-                s.outbox.push(message.clone());
+                if sees(&s.caller()) {
+                    s.outbox.push(message.clone());
+                }
             }
-            self.to_listeners(method, Value::Null, |l| match i {
-                0 => l.filter.tools,
-                1 => l.filter.prompts,
-                _ => l.filter.resources,
+            self.to_listeners(method, Value::Null, |l| {
+                let wants = match i {
+                    0 => l.filter.tools,
+                    1 => l.filter.prompts,
+                    _ => l.filter.resources,
+                };
+                wants && sees(&l.caller)
             });
         }
     }

@@ -290,3 +290,51 @@ async fn resource_updates_for_hidden_uris_are_not_delivered() {
     assert!(rec_o.updated.lock().unwrap().is_empty());
     gw.shutdown().await;
 }
+
+/// A list change only in items hidden from a client is not announced to it:
+/// a hidden item is unknown, and so are its comings and goings.
+#[tokio::test]
+async fn list_changed_goes_only_to_clients_that_see_the_change() {
+    let healthy = spawn_kit(Arc::new(KitProbe::default())).await;
+    let late_addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", free_port().await).parse().unwrap();
+    let yaml = format!(
+        "auth:\n  mode: api_key\n  api_keys:\n    - {{ principal: reader, sha256: \"{}\", roles: [late-reader] }}\n    - {{ principal: other, sha256: \"{}\" }}\npolicy:\n  rules:\n    - providers: [late]\n      roles_any: [late-reader]\n",
+        sha256_hex("reader-key"),
+        sha256_hex("other-key")
+    );
+    let gw = start_gateway(&config_yaml(
+        &[("kit", healthy.addr()), ("late", late_addr)],
+        &yaml,
+    ))
+    .await;
+    let (rec_r, rec_o) = (Recorder::default(), Recorder::default());
+    let reader = http_client_rec(&gw.url(), false, Some("reader-key"), &[], rec_r.clone()).await;
+    let other = http_client_rec(&gw.url(), false, Some("other-key"), &[], rec_o.clone()).await;
+    // Both sessions have made a request, so the gateway knows who they are.
+    assert!(names(&other).await.iter().all(|n| !n.starts_with("late.")));
+    assert!(names(&reader).await.iter().all(|n| !n.starts_with("late.")));
+
+    let _late = spawn_on(kit(Arc::new(KitProbe::default())), &late_addr.to_string()).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while !rec_r
+            .tools_changed_seen
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the reader, who sees late's tools, is told");
+    assert!(names(&reader).await.iter().any(|n| n == "late.echo.v1"));
+    // The other session's notification would have gone out with the reader's.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !rec_o
+            .tools_changed_seen
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "a session that cannot see late's tools was told they changed"
+    );
+    assert!(names(&other).await.iter().all(|n| !n.starts_with("late.")));
+    gw.shutdown().await;
+}
