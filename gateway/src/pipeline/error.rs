@@ -1,4 +1,9 @@
-//! Every way a request can fail, and the one place they become MCP errors.
+//! Every way a request can fail, and the error tables: a provider call's
+//! gRPC status to a [`GatewayError`], a `GatewayError` to a JSON-RPC error,
+//! and a JSON-RPC error to the HTTP status of a 2026-07-28 answer. (The
+//! HTTP layer's own refusals are `front::http::refusal`.)
+
+use std::time::Duration;
 
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
@@ -75,6 +80,71 @@ fn size_text(size: Option<usize>) -> String {
 }
 
 impl GatewayError {
+    /// A failed provider call's status: lost connections, deadlines and
+    /// oversized answers are told apart from what the provider said.
+    /// `describe` spells out why a provider is unreachable (a TLS cause,
+    /// say); `deadline` and `limit` are the call's deadline and the payload
+    /// limit, for their errors' messages.
+    pub(crate) fn from_call_status(
+        provider: &str,
+        status: tonic::Status,
+        deadline: Duration,
+        limit: usize,
+        describe: impl FnOnce(&tonic::Status) -> String,
+    ) -> Self {
+        let lost = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal)
+            && is_transport_failure(&status);
+        if status.code() == tonic::Code::Cancelled && status.message().contains("Timeout expired") {
+            return Self::deadline(provider, deadline);
+        }
+        if lost || status.code() == tonic::Code::Unavailable {
+            let detail = describe(&status);
+            let message = if lost {
+                format!("connection to the provider was lost: {detail}")
+            } else {
+                format!("provider unavailable: {detail}")
+            };
+            return GatewayError::Provider {
+                provider: provider.to_string(),
+                code: tonic::Code::Unavailable,
+                message,
+            };
+        }
+        if status.code() == tonic::Code::OutOfRange
+            && status.message().contains("message length too large")
+        {
+            return GatewayError::PayloadTooLarge {
+                what: "provider response",
+                size: found_bytes(status.message()),
+                limit,
+            };
+        }
+        Self::from_status(provider, status)
+    }
+
+    /// No answer within the call's deadline (all attempts together).
+    pub(crate) fn deadline(provider: &str, deadline: Duration) -> Self {
+        GatewayError::Provider {
+            provider: provider.to_string(),
+            code: tonic::Code::DeadlineExceeded,
+            message: format!(
+                "no answer within the {} deadline",
+                humantime::format_duration(deadline)
+            ),
+        }
+    }
+
+    /// The provider cannot be reached (so its catalog is worth re-checking).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Provider {
+                code: tonic::Code::Unavailable,
+                ..
+            }
+        )
+    }
+
     /// Maps a gRPC status from `provider` (see docs/provider-contract.md).
     pub fn from_status(provider: &str, status: tonic::Status) -> Self {
         let message = if status.message().is_empty() {
@@ -185,5 +255,73 @@ pub fn grpc_code_name(code: tonic::Code) -> &'static str {
         C::Unavailable => "UNAVAILABLE",
         C::DataLoss => "DATA_LOSS",
         C::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The HTTP status of a JSON-RPC error answered on the 2026-07-28 path.
+pub(crate) fn http_status_for(code: ErrorCode) -> http::StatusCode {
+    use http::StatusCode;
+    match code {
+        ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+        ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
+}
+
+/// The size in tonic's "message length too large: found N bytes" status.
+fn found_bytes(message: &str) -> Option<usize> {
+    let rest = &message[message.find("found ")? + "found ".len()..];
+    rest.split_once(" bytes")?.0.parse().ok()
+}
+
+/// A status synthesized by tonic from a broken connection rather than sent by
+/// the provider: only client-side statuses carry a source error, and a
+/// decode failure is the provider's fault, not the connection's.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    std::error::Error::source(status).is_some() && !status.message().contains("decode")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_of_an_oversized_answer_is_read_from_tonic() {
+        let m = "Error, decoded message length too large: found 20971555 bytes, the limit is: 10485760 bytes";
+        assert_eq!(found_bytes(m), Some(20_971_555));
+        assert_eq!(found_bytes("message length too large"), None);
+    }
+
+    #[test]
+    fn a_status_the_provider_sent_is_not_a_transport_failure() {
+        assert!(!is_transport_failure(&tonic::Status::internal("boom")));
+        assert!(!is_transport_failure(&tonic::Status::unknown("?")));
+    }
+
+    #[test]
+    fn a_call_status_reads_as_what_became_of_the_call() {
+        let d = Duration::from_secs(3);
+        let of = |s| GatewayError::from_call_status("p", s, d, 10, |_| "down".into());
+        let e = of(tonic::Status::unavailable("refused"));
+        assert!(e.is_unavailable());
+        assert_eq!(e.to_string(), "provider 'p': provider unavailable: down");
+        let e = of(tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(e.kind(), "deadline_exceeded");
+        assert_eq!(
+            e.to_string(),
+            "provider 'p': no answer within the 3s deadline"
+        );
+        let e = of(tonic::Status::out_of_range(
+            "decoded message length too large: found 12 bytes, the limit is: 10 bytes",
+        ));
+        assert_eq!(e.kind(), "payload_too_large");
+        let e = of(tonic::Status::not_found("no such thing"));
+        assert!(!e.is_unavailable());
+        assert_eq!(e.kind(), "provider_error");
+        assert_eq!(http_status_for(ErrorCode::HEADER_MISMATCH), 400);
+        assert_eq!(http_status_for(ErrorCode::METHOD_NOT_FOUND), 404);
+        assert_eq!(http_status_for(ErrorCode::INVALID_PARAMS), 200);
     }
 }

@@ -91,7 +91,7 @@ where
                 permit.record(true);
                 return Ok(v);
             }
-            Err(_) => deadline_error(provider, limits.budget),
+            Err(_) => GatewayError::deadline(provider, limits.budget),
             Ok(Err(status)) => classify(status),
         };
         let code = match &err {
@@ -115,17 +115,6 @@ where
         tracing::info!(provider, correlation_id, attempt, error = %err, "retrying a repeatable call");
         attempt += 1;
         tokio::time::sleep(wait).await;
-    }
-}
-
-pub(crate) fn deadline_error(provider: &str, deadline: Duration) -> GatewayError {
-    GatewayError::Provider {
-        provider: provider.to_string(),
-        code: tonic::Code::DeadlineExceeded,
-        message: format!(
-            "no answer within the {} deadline",
-            humantime::format_duration(deadline)
-        ),
     }
 }
 

@@ -403,7 +403,7 @@ fn json(status: StatusCode, body: Bytes) -> Response {
 /// the 2026-07-28 path; in a session every answer is a 200.
 fn answer_response(a: Answer, stateless: bool) -> Response {
     let status = match a.error {
-        Some(code) if stateless => super::refusal::status_for(code),
+        Some(code) if stateless => crate::pipeline::error::http_status_for(code),
         _ => StatusCode::OK,
     };
     json(status, a.body)

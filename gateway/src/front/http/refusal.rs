@@ -1,6 +1,7 @@
 //! Every answer the HTTP layer gives on its own, before or instead of the
-//! MCP layer, and the one table from JSON-RPC error codes to HTTP statuses:
-//! their status codes and bodies are decided here and nowhere else.
+//! MCP layer: their status codes and bodies are decided here and nowhere
+//! else. (The status of a JSON-RPC error answer is the error tables'
+//! `pipeline::error::http_status_for`.)
 //! - Refusals of the request itself (credentials, rights, rate, time) use
 //!   the OAuth error shape `{"error", "error_description"}`;
 //! - refusals of a JSON-RPC message are JSON-RPC errors.
@@ -195,17 +196,6 @@ impl IntoResponse for Refusal {
         let mut resp = (self.status, Json(self.body)).into_response();
         resp.headers_mut().extend(self.headers);
         resp
-    }
-}
-
-/// The HTTP status of a JSON-RPC error answered on the 2026-07-28 path.
-pub(super) fn status_for(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
-        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
-        | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
-        ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        _ => StatusCode::OK,
     }
 }
 
