@@ -74,10 +74,10 @@ fn allowed_hosts(gateway: &Gateway, local: SocketAddr) -> Option<Vec<String>> {
     Some(hosts)
 }
 
-/// The HTTP app. `exchanges` counts MCP exchanges for draining; `draining`
+/// The HTTP app (see [`App`]). `exchanges` counts MCP exchanges for draining; `draining`
 /// fires when shutdown starts, `stop` after the drain (open streams and
 /// sessions end).
-pub fn router(
+pub fn app(
     gateway: &Gateway,
     local: SocketAddr,
     stop: CancellationToken,
@@ -173,7 +173,7 @@ pub async fn serve(
     let sessions_ct = CancellationToken::new();
     let exchanges = Arc::new(Drain::default());
     let stop_accepting = CancellationToken::new();
-    let app = router(
+    let app = app(
         gateway,
         local,
         sessions_ct.clone(),
