@@ -202,7 +202,7 @@ fn changed<'a, T: PartialEq>(
     let (before, after) = (index(old.0), index(new.0));
     let mut out = Vec::new();
     let mut push = |cat: &Catalog, name: &str| {
-        // An item whose provider is unknown cannot be told apart: say it.
+        // No provider known: the policy decides on the name alone.
         out.push(Changed {
             provider: provider(cat, name).unwrap_or_default(),
             name: name.to_string(),

@@ -54,7 +54,6 @@ pub struct RequestCx {
 }
 
 impl RequestCx {
-    /// Makes `span` a child of the client's trace, when it sent one.
     /// The request's server span when traces are exported, else none: the
     /// access log line carries the correlation id itself, and a span costs
     /// its fields' formatting and a registry entry per request.
@@ -67,6 +66,7 @@ impl RequestCx {
         span
     }
 
+    /// Makes `span` a child of the client's trace, when it sent one.
     fn adopt_parent(&self, span: &tracing::Span) {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         if let Some(tp) = &self.traceparent {
@@ -169,7 +169,6 @@ impl Dispatcher {
         meta: Option<JsonObject>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
-        // Lean unless exported: the log line has method and tool already.
         let span = cx.span(|| {
             tracing::info_span!(
                 "tools/call",
@@ -202,8 +201,6 @@ impl Dispatcher {
         let entry = self.visibility.visible_tool(&cx.caller, name)?;
         let _ = trace.tool.set(entry.clone());
         let exposed = entry.tool.name.clone();
-        let _ = trace.item.set(exposed.to_string());
-        let _ = trace.provider.set(entry.upstream.name().to_string());
         self.limits
             .load()
             .check_tool(&exposed)

@@ -18,14 +18,15 @@ use crate::{
 /// record. Set-once cells so the pipeline can fill them from inside `work`.
 #[derive(Default)]
 pub(super) struct CallFacts {
-    /// The canonical exposed name (a short alias resolves to it).
+    /// The canonical exposed name (a short alias resolves to it), of a
+    /// prompt (a tool's is its entry's).
     pub(super) item: OnceLock<String>,
     pub(super) provider: OnceLock<String>,
     pub(super) args_sha256: OnceLock<String>,
     /// Redacted arguments, when `logging.arguments` is on.
     pub(super) arguments: OnceLock<Value>,
     pub(super) cached: std::sync::atomic::AtomicBool,
-    /// The tool called, whose metric series are kept with it.
+    /// The tool called: its name, provider and metric series.
     pub(super) tool: OnceLock<std::sync::Arc<crate::pipeline::catalog::ToolEntry>>,
 }
 
@@ -101,15 +102,20 @@ impl Dispatcher {
         };
         // Resource URIs are the item themselves; names the client made up are
         // not, and must not become metric labels (unbounded cardinality).
-        let item = match (trace.item.get(), method) {
-            (Some(i), _) => i.as_str(),
-            (None, "resources/read") => requested,
-            (None, _) => "",
+        let tool = trace.tool.get();
+        let item = match (tool, trace.item.get(), method) {
+            (Some(t), _, _) => &*t.tool.name,
+            (None, Some(i), _) => i.as_str(),
+            (None, None, "resources/read") => requested,
+            (None, None, _) => "",
         };
         // Known from the lookup, or from the error (a provider that is down).
-        let provider = match (trace.provider.get(), &finished) {
-            (Some(p), _) => p.as_str(),
-            (None, Finished::Failed(GatewayError::Provider { provider, .. })) => provider.as_str(),
+        let provider = match (tool, trace.provider.get(), &finished) {
+            (Some(t), _, _) => t.upstream.name(),
+            (None, Some(p), _) => p.as_str(),
+            (None, None, Finished::Failed(GatewayError::Provider { provider, .. })) => {
+                provider.as_str()
+            }
             _ => "",
         };
         let principal = cx.caller.principal.as_str();
