@@ -99,4 +99,20 @@ mod tests {
     fn rejects_non_object_schema() {
         assert!(Schema::compile(&json!(true)).is_err());
     }
+
+    /// A schema is checked against its draft's meta-schema before use
+    /// (jsonschema's generated meta-validators, the `macros` feature).
+    #[test]
+    fn refuses_a_schema_its_meta_schema_refuses() {
+        for bad in [
+            json!({"type": "strng"}),
+            json!({"type": "string", "minLength": -1}),
+            json!({"properties": {"a": {"required": "a"}}}),
+        ] {
+            let err = Schema::compile(&bad).unwrap_err();
+            assert!(!err.is_empty(), "{bad}");
+        }
+        let err = Schema::compile(&json!({"minLength": -1})).unwrap_err();
+        assert!(err.contains("-1"), "{err}");
+    }
 }
