@@ -10,6 +10,7 @@ mod events;
 mod load;
 mod procs;
 mod report;
+mod rmcp_echo;
 mod synthetic;
 
 use std::{
@@ -61,6 +62,11 @@ enum Cmd {
         #[arg(long)]
         list: bool,
     },
+    /// Serve a bare rmcp server with one `echo` tool at http://LISTEN/mcp.
+    RmcpEcho {
+        #[arg(long)]
+        listen: String,
+    },
     /// Serve a synthetic provider with N tools (`tool-00000.v1` ...).
     Synthetic {
         #[arg(long, default_value = "synth")]
@@ -99,6 +105,9 @@ const CALLS_PER_CHANNEL: usize = 16;
 const ECHO_EXPOSED: &str = "hello-rs.echo.v1";
 const ECHO_OWN: &str = "echo.v1";
 const OPEN_LOOP_CLIENTS: usize = 64;
+/// Scenario names of the other MCP servers' rows (report.rs reads them).
+pub(crate) const RMCP_ECHO: &str = "echo, bare rmcp server";
+pub(crate) const AGENTGATEWAY_ECHO: &str = "echo via agentgateway";
 
 fn main() -> std::process::ExitCode {
     // One line, not anyhow's Debug with a backtrace.
@@ -122,6 +131,7 @@ fn real_main() -> anyhow::Result<()> {
             listen,
             tools,
         } => rt.block_on(synthetic::serve(&name, &listen, tools)),
+        Cmd::RmcpEcho { listen } => rt.block_on(rmcp_echo::serve(&listen)),
         Cmd::Run(args) => rt.block_on(run(args)),
         Cmd::Load {
             gateway,
@@ -293,6 +303,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         gateway: bin_dir.join("mcp-gateway"),
         hello: bin_dir.join("hello-rs"),
         me: std::env::current_exe()?,
+        agentgateway: std::env::var_os("AGENTGATEWAY_BIN").map(PathBuf::from),
         work: work.clone(),
         gateway_env,
     };
@@ -384,6 +395,43 @@ async fn instructions(cx: &mut Ctx, hello: SocketAddr) -> anyhow::Result<()> {
         };
         cx.figure_row(label, per_call, "instr");
     }
+    Ok(())
+}
+
+/// The same echo load on a bare rmcp server, and on agentgateway in front
+/// of it when `AGENTGATEWAY_BIN` names a build of it (the row is skipped,
+/// and the target says so, otherwise).
+async fn other_mcp_servers(cx: &mut Ctx) -> anyhow::Result<()> {
+    eprintln!("mcp-bench: echo on a bare rmcp server");
+    let op = Op::Call {
+        exposed: rmcp_echo::TOOL.into(),
+        own: rmcp_echo::TOOL.into(),
+    };
+    let rmcp = cx.bins.rmcp_echo().await?;
+    for n in [1, 32] {
+        for mode in [Mode::Stateful, Mode::Stateless] {
+            cx.closed(RMCP_ECHO, mode, n, &op, &rmcp, rmcp.addr).await?;
+        }
+    }
+    let Some(bin) = cx.bins.agentgateway.clone() else {
+        eprintln!("mcp-bench: agentgateway skipped (set AGENTGATEWAY_BIN to a release build)");
+        return Ok(());
+    };
+    anyhow::ensure!(
+        bin.exists(),
+        "AGENTGATEWAY_BIN: {} not found",
+        bin.display()
+    );
+    eprintln!("mcp-bench: echo through agentgateway");
+    for (mode, stateful_mode) in [(Mode::Stateful, "stateful"), (Mode::Stateless, "stateless")] {
+        let agw = cx.bins.agentgateway(&bin, rmcp.addr, stateful_mode).await?;
+        for n in [1, 32] {
+            cx.closed(AGENTGATEWAY_ECHO, mode, n, &op, &agw, rmcp.addr)
+                .await?;
+        }
+        agw.stop().await;
+    }
+    rmcp.stop().await;
     Ok(())
 }
 
@@ -484,6 +532,7 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
         );
     }
     gw.stop().await;
+    other_mcp_servers(cx).await?;
 
     // Catalog size: the same tool with 10 and with 10,000 tools around it,
     // the two gateways alternated in short rounds.

@@ -91,6 +91,8 @@ pub struct Bins {
     pub gateway: PathBuf,
     pub hello: PathBuf,
     pub me: PathBuf,
+    /// agentgateway, when the user has built it (`AGENTGATEWAY_BIN`).
+    pub agentgateway: Option<PathBuf>,
     pub work: PathBuf,
     /// The gateway runs with its defaults (JSON logs at `info`) unless this
     /// says otherwise.
@@ -145,6 +147,67 @@ impl Bins {
         providers: &[(&str, SocketAddr)],
     ) -> anyhow::Result<(Proc, Duration)> {
         self.gateway_with(label, providers, "").await
+    }
+
+    /// A bare rmcp echo server (`mcp-bench rmcp-echo`).
+    pub async fn rmcp_echo(&self) -> anyhow::Result<Proc> {
+        let addr = free_port()?;
+        let mut p = spawn(
+            "rmcp-echo",
+            &self.me,
+            &["rmcp-echo".into(), "--listen".into(), addr.to_string()],
+            addr,
+            &self.work.join("rmcp-echo.log"),
+            &[("RUST_LOG", "warn")],
+        )?;
+        wait_listening(&mut p, Duration::from_secs(10)).await?;
+        Ok(p)
+    }
+
+    /// agentgateway in front of the MCP server at `upstream`, one target,
+    /// `stateful` or `stateless` (its `statefulMode`). Its access log is
+    /// left at its default (`info`), as ours is. It binds every interface
+    /// (a bind has only a port), and its admin, stats and readiness
+    /// listeners are off.
+    pub async fn agentgateway(
+        &self,
+        bin: &Path,
+        upstream: SocketAddr,
+        stateful_mode: &str,
+    ) -> anyhow::Result<Proc> {
+        let port = free_port()?.port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let yaml = format!(
+            r#"# written by mcp-bench
+config:
+  adminAddr: "off"
+  statsAddr: "off"
+  readinessAddr: "off"
+binds:
+- port: {port}
+  listeners:
+  - routes:
+    - backends:
+      - mcp:
+          statefulMode: {stateful_mode}
+          targets:
+          - name: echo
+            mcp:
+              host: http://{upstream}/mcp
+"#
+        );
+        let config = self.work.join(format!("agentgateway-{stateful_mode}.yaml"));
+        std::fs::write(&config, yaml)?;
+        let mut p = spawn(
+            &format!("agentgateway-{stateful_mode}"),
+            bin,
+            &["-f".into(), config.display().to_string()],
+            addr,
+            &self.work.join(format!("agentgateway-{stateful_mode}.log")),
+            &[],
+        )?;
+        wait_listening(&mut p, Duration::from_secs(30)).await?;
+        Ok(p)
     }
 
     /// [`Bins::gateway`] under `valgrind --tool=callgrind`, its counts

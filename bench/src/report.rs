@@ -144,6 +144,24 @@ impl Report {
             );
         }
         for m in gw_modes {
+            let agw = self.find(crate::AGENTGATEWAY_ECHO, m, 32);
+            let r = self
+                .find("echo", m, 32)
+                .zip(agw)
+                .map(|(g, a)| g.throughput / a.throughput);
+            push(
+                format!("echo c=32 throughput ÷ agentgateway ({})", short(m)),
+                r,
+                "≥ 2",
+                r.map(|r| r >= 2.0),
+                match agw {
+                    Some(a) if a.errors > 0 => format!("agentgateway had {} errors", a.errors),
+                    Some(_) => "agentgateway in front of the bare rmcp echo server".into(),
+                    None => "n/a: AGENTGATEWAY_BIN not set".into(),
+                },
+            );
+        }
+        for m in gw_modes {
             let r = self
                 .find("echo", m, 1)
                 .zip(direct1.as_ref())
