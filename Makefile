@@ -13,7 +13,7 @@ CONFIG ?= providers.yaml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BENCH_ARGS ?=
 
-.PHONY: help build test fmt lint check-config nats-deps test-deps bench-deps bench bench-micro run\:gateway run\:hello-rs proto\:gen
+.PHONY: help build test fmt lint check-config nats-deps test-deps bench-deps bench link-order bench-micro run\:gateway run\:hello-rs proto\:gen
 
 help:
 	@grep -E '^[a-z\\:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/\\//g; s/:.*## /\t/' | column -t -s $$'\t'
@@ -65,8 +65,14 @@ bench-deps: nats-deps ## What make bench needs: nats-server, valgrind (instructi
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 
 bench: bench-deps ## Release-build the gateway, hello-rs and mcp-bench; run the scenarios; print the table (docs/performance.md)
-	$(CARGO) build --release -p mcp-gateway -p hello-rs -p bench
+	$(CARGO) build --release -p mcp-gateway
+	$(CARGO) build --release -p hello-rs -p bench
 	$(TARGET_DIR)/release/mcp-bench run --bin-dir $(TARGET_DIR)/release --out bench/results $(BENCH_ARGS)
+
+link-order: bench-deps ## Regenerate gateway/link-order.txt (the functions the gateway runs, placed together by lld) from a callgrind run
+	$(CARGO) build --release -p mcp-gateway
+	$(CARGO) build --release -p hello-rs -p bench
+	$(TARGET_DIR)/release/mcp-bench link-order --bin-dir $(TARGET_DIR)/release --out gateway/link-order.txt
 
 bench-micro: ## Criterion micro-benchmarks (catalog lookup, schema check, JSON-RPC, result mapping)
 	$(CARGO) bench -p bench --bench micro -- --warm-up-time 1 --measurement-time 2

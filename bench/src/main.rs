@@ -7,6 +7,7 @@
 
 mod client;
 mod events;
+mod link_order;
 mod load;
 mod procs;
 mod report;
@@ -61,6 +62,15 @@ enum Cmd {
         tool: String,
         #[arg(long)]
         list: bool,
+    },
+    /// Write the gateway's link order (`gateway/link-order.txt`) from a
+    /// callgrind run: the functions run at start, under calls, at shutdown.
+    LinkOrder {
+        /// Where the release binaries are (default: next to mcp-bench).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        #[arg(long, default_value = "gateway/link-order.txt")]
+        out: PathBuf,
     },
     /// Serve a bare rmcp server with one `echo` tool at http://LISTEN/mcp.
     RmcpEcho {
@@ -131,6 +141,12 @@ fn real_main() -> anyhow::Result<()> {
             listen,
             tools,
         } => rt.block_on(synthetic::serve(&name, &listen, tools)),
+        Cmd::LinkOrder { bin_dir, out } => rt.block_on(async move {
+            let (bins, work) = bins(bin_dir, None)?;
+            let result = link_order::write(&bins, &out).await;
+            let _ = std::fs::remove_dir_all(&work);
+            result
+        }),
         Cmd::RmcpEcho { listen } => rt.block_on(rmcp_echo::serve(&listen)),
         Cmd::Run(args) => rt.block_on(run(args)),
         Cmd::Load {
@@ -285,8 +301,9 @@ impl Ctx {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let bin_dir = match args.bin_dir {
+/// The binaries `mcp-bench` starts, and a fresh work directory for them.
+fn bins(bin_dir: Option<PathBuf>, gateway_log: Option<String>) -> anyhow::Result<(Bins, PathBuf)> {
+    let bin_dir = match bin_dir {
         Some(d) => d,
         None => std::env::current_exe()?
             .parent()
@@ -295,7 +312,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let work = std::env::temp_dir().join(format!("mcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    let gateway_env = match args.gateway_log {
+    let gateway_env = match gateway_log {
         Some(level) => vec![("RUST_LOG", &*Box::leak(level.into_boxed_str()))],
         None => Vec::new(),
     };
@@ -314,6 +331,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             b.display()
         );
     }
+    Ok((bins, work))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (bins, work) = bins(args.bin_dir, args.gateway_log)?;
     let mut cx = Ctx {
         bins,
         warmup: Duration::from_secs_f64(args.warmup),

@@ -30,6 +30,11 @@ impl Proc {
         self.child.id().unwrap_or(0)
     }
 
+    /// Until the process exits (after a signal sent some other way).
+    pub async fn wait(mut self) {
+        let _ = self.child.wait().await;
+    }
+
     pub fn memory(&self) -> Memory {
         Memory::of(self.pid())
     }
@@ -218,10 +223,23 @@ binds:
         providers: &[(&str, SocketAddr)],
         out: &Path,
     ) -> anyhow::Result<Proc> {
-        let wrap = [
+        self.gateway_callgrind_with(label, providers, out, &[])
+            .await
+    }
+
+    /// [`Bins::gateway_callgrind`] with more valgrind arguments.
+    pub async fn gateway_callgrind_with(
+        &self,
+        label: &str,
+        providers: &[(&str, SocketAddr)],
+        out: &Path,
+        more: &[&str],
+    ) -> anyhow::Result<Proc> {
+        let mut wrap = vec![
             "--tool=callgrind".to_string(),
             format!("--callgrind-out-file={}", out.display()),
         ];
+        wrap.extend(more.iter().map(|s| s.to_string()));
         self.gateway_in(label, providers, "", Some(&wrap))
             .await
             .map(|(p, _)| p)
