@@ -1,8 +1,10 @@
-//! Giving freed memory back to the OS. glibc's malloc keeps freed chunks in
-//! its arenas and returns only the top of a heap, so after thousands of
-//! sessions end the process stays at its peak size although the memory is
-//! free. Whoever frees a lot says so with [`freed`]; a background task then
-//! calls `malloc_trim` at most once per [`PERIOD`].
+//! Giving freed memory back to the OS. Allocators keep freed memory for
+//! reuse: glibc's malloc returns only the top of a heap, and mimalloc (the
+//! binary's allocator) keeps empty pages per thread, so after thousands of
+//! sessions end an idle process stays near its peak size although the
+//! memory is free. Whoever frees a lot
+//! says so with [`freed`]; a background task then asks both allocators
+//! (`malloc_trim`, `mi_collect`) to give it back, at most once per [`PERIOD`].
 
 use std::{
     sync::{
@@ -39,13 +41,15 @@ pub(crate) fn start_trimming() {
     });
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() {
     // SAFETY: malloc_trim only releases free memory; it takes the arena locks.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::malloc_trim(0);
     }
+    // SAFETY: mi_collect frees this thread's empty pages and purges every
+    // arena's freed ranges now; callable from any thread at any time.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}

@@ -32,21 +32,25 @@ use crate::security::auth::{AuthMode, Identity};
 pub(crate) struct Owner {
     mode: AuthMode,
     principal: String,
-    /// What the per-client cap counts: the principal, or the client address
-    /// when auth is off (everyone is `anonymous` then).
-    quota: String,
+    client: Option<IpAddr>,
 }
 
 impl Owner {
     pub(crate) fn new(mode: AuthMode, id: &Identity, client: Option<IpAddr>) -> Self {
-        let quota = match (mode, client) {
-            (AuthMode::None, Some(ip)) => format!("address {ip}"),
-            _ => format!("principal '{}'", id.principal),
-        };
         Self {
             mode,
             principal: id.principal.clone(),
-            quota,
+            client,
+        }
+    }
+
+    /// What the per-client cap counts: the principal, or the client address
+    /// when auth is off (everyone is `anonymous` then). Made when a session
+    /// opens or ends, not on every request that names one.
+    fn quota(&self) -> String {
+        match (self.mode, self.client) {
+            (AuthMode::None, Some(ip)) => format!("address {ip}"),
+            _ => format!("principal '{}'", self.principal),
         }
     }
 
@@ -300,10 +304,11 @@ impl Sessions {
         if t.sessions.len() >= self.limits.max_sessions {
             return Err(SessionRefused::Full(self.limits.max_sessions));
         }
-        let held = t.held.entry(owner.quota.clone()).or_default();
+        let quota = owner.quota();
+        let held = t.held.entry(quota.clone()).or_default();
         if *held >= self.limits.max_per_client {
             return Err(SessionRefused::ClientFull {
-                who: owner.quota.clone(),
+                who: quota,
                 max: self.limits.max_per_client,
             });
         }
@@ -338,10 +343,11 @@ impl Sessions {
             let Some(s) = t.sessions.remove(id) else {
                 return;
             };
-            if let Some(n) = t.held.get_mut(&s.owner.quota) {
+            let quota = s.owner.quota();
+            if let Some(n) = t.held.get_mut(&quota) {
                 *n -= 1;
                 if *n == 0 {
-                    t.held.remove(&s.owner.quota);
+                    t.held.remove(&quota);
                 }
             }
             // A map keeps its peak capacity: after a burst of sessions
