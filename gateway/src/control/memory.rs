@@ -2,9 +2,9 @@
 //! reuse: glibc's malloc returns only the top of a heap, and mimalloc (the
 //! binary's allocator) keeps empty pages per thread, so after thousands of
 //! sessions end an idle process stays near its peak size although the
-//! memory is free. Whoever frees a lot
-//! says so with [`freed`]; a background task then asks both allocators
-//! (`malloc_trim`, `mi_collect`) to give it back, at most once per [`PERIOD`].
+//! memory is free. Whoever frees a lot says so with [`freed`]; a background
+//! task then asks both allocators (`malloc_trim`, `mi_collect`) to give it
+//! back, at most once per [`PERIOD`].
 
 use std::{
     sync::{

@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::notify::{Notifier, SessionState};
 use crate::security::auth::{AuthMode, Identity};
 
-/// Who may use a session: the principal and the auth mode it came in under.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who may use a session: the principal and the auth mode it came in under
+/// (and the client address, which the per-client cap counts when auth is off).
+#[derive(Debug, Clone)]
 pub(crate) struct Owner {
     mode: AuthMode,
     principal: String,
