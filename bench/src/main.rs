@@ -115,8 +115,9 @@ const CALLS_PER_CHANNEL: usize = 16;
 const ECHO_EXPOSED: &str = "hello-rs.echo.v1";
 const ECHO_OWN: &str = "echo.v1";
 const OPEN_LOOP_CLIENTS: usize = 64;
-/// Scenario names of the other MCP servers' rows (report.rs reads them).
-pub(crate) const RMCP_ECHO: &str = "echo, bare rmcp server";
+/// Scenario names of the other MCP servers' rows; report.rs judges the
+/// agentgateway ones.
+const RMCP_ECHO: &str = "echo, bare rmcp server";
 pub(crate) const AGENTGATEWAY_ECHO: &str = "echo via agentgateway";
 
 fn main() -> std::process::ExitCode {
