@@ -66,7 +66,7 @@ pub(super) async fn run(events: Arc<Events>, up: Arc<Upstream>) {
 async fn read(
     events: &Events,
     name: &str,
-    mut stream: tonic::Streaming<mcp_gateway_proto::cloudevents::CloudEvent>,
+    mut stream: crate::southbound::Streaming<mcp_gateway_proto::cloudevents::CloudEvent>,
 ) {
     events.counters.streams_open.fetch_add(1, Ordering::Relaxed);
     loop {

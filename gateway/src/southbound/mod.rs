@@ -2,8 +2,11 @@
 
 mod breaker;
 pub mod cache;
+mod conn;
+mod wire;
 
 pub use breaker::{Breaker, BreakerState};
+pub(crate) use wire::Streaming;
 
 use std::{
     sync::{
@@ -28,27 +31,28 @@ use tonic_health::pb::{
 
 use crate::config::ProviderConfig;
 
-/// A provider's channels, each made on first use: under light load only the
-/// first call channel and the control channel exist (each holds a buffer
-/// task and its queue).
+/// A provider's connections, each made on first use: the call connections
+/// (ours, see [`conn`]) and tonic's control channel. Under light load only
+/// the first call connection and the control channel exist.
 struct Pool {
     endpoint: Endpoint,
-    channels: Vec<std::sync::OnceLock<Channel>>,
+    control: std::sync::OnceLock<Channel>,
+    calls: Vec<conn::Conn>,
 }
 
 impl Pool {
-    fn len(&self) -> usize {
-        self.channels.len()
-    }
-
-    fn get(&self, i: usize) -> Channel {
-        self.channels[i]
+    fn control(&self) -> Channel {
+        self.control
             .get_or_init(|| self.endpoint.connect_lazy())
             .clone()
     }
 }
 
-fn build_pool(config: &ProviderConfig, base_dir: &std::path::Path) -> Result<Pool, UpstreamError> {
+fn build_pool(
+    config: &ProviderConfig,
+    base_dir: &std::path::Path,
+    max_payload: usize,
+) -> Result<Pool, UpstreamError> {
     let endpoint_err = |source| UpstreamError::Endpoint {
         provider: config.name.clone(),
         source,
@@ -60,6 +64,7 @@ fn build_pool(config: &ProviderConfig, base_dir: &std::path::Path) -> Result<Poo
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
+    let mut pem = None;
     if let Some(t) = &config.tls {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
         let read = |p: &std::path::PathBuf| {
@@ -70,22 +75,37 @@ fn build_pool(config: &ProviderConfig, base_dir: &std::path::Path) -> Result<Poo
                 source,
             })
         };
+        let ca = read(&t.ca)?;
+        let identity = match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
         // Only the configured CA is trusted: no system roots.
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
-        if let (Some(cert), Some(key)) = (&t.cert, &t.key) {
-            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca));
+        if let Some((cert, key)) = &identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
         }
         if let Some(name) = &t.server_name {
             tls = tls.domain_name(name.clone());
         }
         endpoint = endpoint.tls_config(tls).map_err(endpoint_err)?;
+        pem = Some(conn::TlsPem {
+            ca,
+            identity,
+            server_name: t.server_name.clone(),
+        });
     }
-    // One more than the pool: the last is the control channel (see
-    // `Upstream::control`), kept free of call traffic.
+    let target = conn::Target::new(&config.endpoint, pem, config.timeouts.connect, max_payload)
+        .map_err(|source| UpstreamError::Target {
+            provider: config.name.clone(),
+            source,
+        })?;
+    let target = Arc::new(target);
     Ok(Pool {
         endpoint,
-        channels: (0..config.pool_size + 1)
-            .map(|_| Default::default())
+        control: Default::default(),
+        calls: (0..config.pool_size)
+            .map(|_| conn::Conn::new(target.clone()))
             .collect(),
     })
 }
@@ -175,6 +195,11 @@ pub enum UpstreamError {
         provider: String,
         source: tonic::transport::Error,
     },
+    #[error("providers[{provider}].{source}")]
+    Target {
+        provider: String,
+        source: conn::TargetError,
+    },
     #[error("providers[{provider}].tls: cannot read {path}: {source}")]
     TlsFile {
         provider: String,
@@ -198,7 +223,7 @@ impl Upstream {
         max_payload: usize,
         base_dir: &std::path::Path,
     ) -> Result<Arc<Self>, UpstreamError> {
-        let channels = build_pool(&config, base_dir)?;
+        let channels = build_pool(&config, base_dir, max_payload)?;
         Ok(Arc::new(Self {
             breaker: Breaker::new(config.breaker.failures, config.breaker.cool_down),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency)),
@@ -219,7 +244,7 @@ impl Upstream {
     /// Re-reads the TLS files and replaces the channels; calls in flight
     /// finish on the old ones. On error the old channels stay.
     pub fn reload_tls(&self) -> Result<(), UpstreamError> {
-        let channels = build_pool(&self.config, &self.base_dir)?;
+        let channels = build_pool(&self.config, &self.base_dir, self.max_payload)?;
         self.channels.store(Arc::new(channels));
         Ok(())
     }
@@ -246,30 +271,22 @@ impl Upstream {
         InFlight(&self.in_flight)
     }
 
-    /// Fills channels in order, `CALLS_PER_CHANNEL` concurrent calls each,
-    /// instead of round-robin: HTTP/2 multiplexes, and calls concentrated
-    /// on few connections share frames, writes and wakeups. At 32
-    /// concurrent calls, 2 busy connections carried ~1.5x the calls/s of 15
-    /// round-robin ones (docs/performance.md). Higher concurrency still
+    /// Fills connections in order, `CALLS_PER_CHANNEL` concurrent calls
+    /// each, instead of round-robin: HTTP/2 multiplexes, and calls
+    /// concentrated on few connections share frames, writes and wakeups. At
+    /// 32 concurrent calls, 2 busy connections carried ~1.5x the calls/s of
+    /// 15 round-robin ones (docs/performance.md). Higher concurrency still
     /// spreads over the whole pool.
-    fn channel(&self) -> Channel {
-        let channels = self.channels.load();
-        let calls = channels.len() - 1;
+    fn pick(&self, calls: usize) -> usize {
         let others = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
-        let i = (others / CALLS_PER_CHANNEL).min(calls - 1);
-        channels.get(i)
+        (others / CALLS_PER_CHANNEL).min(calls - 1)
     }
 
     /// The connection for health checks and discovery: under heavy call
     /// load they must not queue behind hundreds of streams, or a busy but
     /// healthy provider would look dead.
     fn control(&self) -> Channel {
-        let channels = self.channels.load();
-        channels.get(channels.len() - 1)
-    }
-
-    fn client(&self) -> ProviderClient<Channel> {
-        self.client_on(self.channel())
+        self.channels.load().control()
     }
 
     fn client_on(&self, channel: Channel) -> ProviderClient<Channel> {
@@ -278,35 +295,80 @@ impl Upstream {
             .max_encoding_message_size(self.max_payload)
     }
 
-    /// Builds a request carrying the deadline (sent as `grpc-timeout`, and
-    /// enforced locally too), the correlation ID, and the trace context: the
-    /// current span's when traces are exported, else the caller's
-    /// `traceparent` passed through unchanged.
+    /// A control request carrying the deadline (sent as `grpc-timeout`,
+    /// and enforced locally too) and the correlation ID.
     fn request<T>(msg: T, timeout: Duration, correlation_id: &str) -> Request<T> {
-        Self::traced(msg, timeout, correlation_id, None)
-    }
-
-    fn traced<T>(
-        msg: T,
-        timeout: Duration,
-        correlation_id: &str,
-        traceparent: Option<&str>,
-    ) -> Request<T> {
-        use opentelemetry::trace::TraceContextExt;
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
         let mut req = Request::new(msg);
         req.set_timeout(timeout);
+        *req.metadata_mut() = Self::metadata(correlation_id, None);
+        req
+    }
+
+    /// The correlation ID and the trace context: the current span's when
+    /// traces are exported, else the caller's `traceparent` passed through
+    /// unchanged. Both differ per call, so HPACK must not index them (it
+    /// would evict the constant headers for values never seen again).
+    fn metadata(correlation_id: &str, traceparent: Option<&str>) -> tonic::metadata::MetadataMap {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let mut metadata = tonic::metadata::MetadataMap::with_capacity(4);
+        let once = |mut v: MetadataValue<_>| {
+            v.set_sensitive(true);
+            v
+        };
         if let Ok(v) = MetadataValue::try_from(correlation_id) {
-            req.metadata_mut().insert(CORRELATION_ID_HEADER, v);
+            metadata.insert(CORRELATION_ID_HEADER, once(v));
         }
         let cx = tracing::Span::current().context();
         if cx.span().span_context().is_valid() {
-            mcp_gateway_proto::trace::inject(&cx, req.metadata_mut());
+            mcp_gateway_proto::trace::inject(&cx, &mut metadata);
         } else if let Some(v) = traceparent.and_then(|t| MetadataValue::try_from(t).ok()) {
-            req.metadata_mut()
-                .insert(mcp_gateway_proto::trace::TRACEPARENT, v);
+            metadata.insert(mcp_gateway_proto::trace::TRACEPARENT, once(v));
         }
-        req
+        metadata
+    }
+
+    /// A call on the call connections (see [`conn`]); `timeout` is sent as
+    /// `grpc-timeout` when given.
+    async fn call<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        path: &'static str,
+        msg: &Req,
+        timeout: Option<Duration>,
+        correlation_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Streaming<Resp>, Status> {
+        let body = wire::frame(msg, self.max_payload)?;
+        let pool = self.channels.load_full();
+        let conn = &pool.calls[self.pick(pool.calls.len())];
+        conn.call(path, body, || {
+            let mut headers = Self::metadata(correlation_id, traceparent).into_headers();
+            if let Some(t) = timeout {
+                headers.insert("grpc-timeout", wire::timeout_header(t));
+            }
+            headers
+        })
+        .await
+    }
+
+    /// A unary call: its one message, then its OK status.
+    async fn unary<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        path: &'static str,
+        msg: &Req,
+        correlation_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Resp, Status> {
+        let timeout = Some(self.config.timeouts.invoke);
+        let mut stream = self.call(path, msg, timeout, correlation_id, traceparent).await?;
+        let msg = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("a unary call ended without its message"))?;
+        match stream.message().await? {
+            None => Ok(msg),
+            Some(_) => Err(Status::internal("a unary call answered more than one message")),
+        }
     }
 
     /// Health check plus capabilities, bounded by the discovery timeout.
@@ -352,68 +414,69 @@ impl Upstream {
             .unwrap_or_else(|_| Err(Status::deadline_exceeded("discovery timed out")))
     }
 
-    pub async fn invoke(
+    pub(crate) async fn invoke(
         &self,
-        req: pb::InvokeRequest,
+        req: &pb::InvokeRequest,
         correlation_id: &str,
         traceparent: Option<&str>,
-    ) -> Result<tonic::Streaming<pb::InvokeResponse>, Status> {
-        let req = Self::traced(
-            req,
-            self.config.timeouts.invoke,
-            correlation_id,
-            traceparent,
-        );
-        self.client().invoke(req).await.map(|r| r.into_inner())
+    ) -> Result<Streaming<pb::InvokeResponse>, Status> {
+        let timeout = Some(self.config.timeouts.invoke);
+        self.call(PATH_INVOKE, req, timeout, correlation_id, traceparent)
+            .await
     }
 
     pub async fn read_resource(
         &self,
-        req: pb::ReadResourceRequest,
+        req: &pb::ReadResourceRequest,
         correlation_id: &str,
         traceparent: Option<&str>,
     ) -> Result<pb::ReadResourceResponse, Status> {
-        let req = Self::traced(
-            req,
-            self.config.timeouts.invoke,
-            correlation_id,
-            traceparent,
-        );
-        self.client()
-            .read_resource(req)
+        self.unary(PATH_READ_RESOURCE, req, correlation_id, traceparent)
             .await
-            .map(|r| r.into_inner())
     }
 
     /// The provider's events, open until either side ends it (no deadline).
-    pub async fn stream(
+    pub(crate) async fn stream(
         &self,
         correlation_id: &str,
-    ) -> Result<tonic::Streaming<mcp_gateway_proto::cloudevents::CloudEvent>, Status> {
-        let mut req = Request::new(pb::StreamRequest {
+    ) -> Result<Streaming<mcp_gateway_proto::cloudevents::CloudEvent>, Status> {
+        let req = pb::StreamRequest {
             caller: Some(pb::Caller {
                 principal: "mcp-gateway".into(),
                 ..Default::default()
             }),
-        });
-        if let Ok(v) = MetadataValue::try_from(correlation_id) {
-            req.metadata_mut().insert(CORRELATION_ID_HEADER, v);
-        }
-        self.client().stream(req).await.map(|r| r.into_inner())
+        };
+        self.call(PATH_STREAM, &req, None, correlation_id, None).await
     }
 
     pub async fn get_prompt(
         &self,
-        req: pb::GetPromptRequest,
+        req: &pb::GetPromptRequest,
         correlation_id: &str,
         traceparent: Option<&str>,
     ) -> Result<pb::GetPromptResponse, Status> {
-        let req = Self::traced(
-            req,
-            self.config.timeouts.invoke,
-            correlation_id,
-            traceparent,
-        );
-        self.client().get_prompt(req).await.map(|r| r.into_inner())
+        self.unary(PATH_GET_PROMPT, req, correlation_id, traceparent)
+            .await
+    }
+}
+
+const PATH_INVOKE: &str = "/mcpgateway.provider.v1.Provider/Invoke";
+const PATH_READ_RESOURCE: &str = "/mcpgateway.provider.v1.Provider/ReadResource";
+const PATH_GET_PROMPT: &str = "/mcpgateway.provider.v1.Provider/GetPrompt";
+const PATH_STREAM: &str = "/mcpgateway.provider.v1.Provider/Stream";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn call_paths_name_the_generated_service() {
+        let service = mcp_gateway_proto::provider::provider_server::SERVICE_NAME;
+        for (path, method) in [
+            (super::PATH_INVOKE, "Invoke"),
+            (super::PATH_READ_RESOURCE, "ReadResource"),
+            (super::PATH_GET_PROMPT, "GetPrompt"),
+            (super::PATH_STREAM, "Stream"),
+        ] {
+            assert_eq!(path, format!("/{service}/{method}"));
+        }
     }
 }

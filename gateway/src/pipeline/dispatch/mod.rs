@@ -271,7 +271,7 @@ impl Dispatcher {
                 || repeatable && !progressed_ref.load(std::sync::atomic::Ordering::SeqCst),
                 || async move {
                     let mut stream = up
-                        .invoke(req.clone(), &cx.correlation_id, cx.traceparent.as_deref())
+                        .invoke(req, &cx.correlation_id, cx.traceparent.as_deref())
                         .await?;
                     while let Some(msg) = stream.message().await? {
                         match msg.event {
@@ -409,7 +409,7 @@ impl Dispatcher {
                     cx,
                     up,
                     || true,
-                    || up.read_resource(req.clone(), &cx.correlation_id, cx.traceparent.as_deref()),
+                    || up.read_resource(&req, &cx.correlation_id, cx.traceparent.as_deref()),
                 )
                 .await
                 .map_err(|e| match e {
@@ -476,7 +476,7 @@ impl Dispatcher {
                     cx,
                     up,
                     || true,
-                    || up.get_prompt(req.clone(), &cx.correlation_id, cx.traceparent.as_deref()),
+                    || up.get_prompt(&req, &cx.correlation_id, cx.traceparent.as_deref()),
                 )
                 .await?;
             let messages = convert_all(
