@@ -201,7 +201,12 @@ binds:
               host: http://{upstream}/mcp
 "#
         );
-        let config = self.work.join(format!("agentgateway-{stateful_mode}.yaml"));
+        // Away from the logs, as the gateway's (see `gateway_in`).
+        let dir = self
+            .work
+            .join(format!("agentgateway-{stateful_mode}.config"));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("agentgateway.yaml");
         std::fs::write(&config, yaml)?;
         let mut p = spawn(
             &format!("agentgateway-{stateful_mode}"),
@@ -272,7 +277,11 @@ binds:
         for (name, a) in providers {
             yaml.push_str(&format!("  - name: {name}\n    endpoint: http://{a}\n"));
         }
-        let config = self.work.join(format!("{label}.yaml"));
+        // A directory of its own: the gateway watches its config's
+        // directory, and the logs written next to it would wake it.
+        let dir = self.work.join(format!("{label}.config"));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("gateway.yaml");
         std::fs::write(&config, yaml)?;
         let t0 = Instant::now();
         let mut args = vec![

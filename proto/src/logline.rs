@@ -95,12 +95,6 @@ impl Fields<'_, '_> {
             .and_then(|()| self.w.write_str("\":"));
         self.result.is_ok()
     }
-
-    fn raw(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if self.name(field) {
-            self.result = self.w.write_fmt(value);
-        }
-    }
 }
 
 impl Visit for Fields<'_, '_> {
@@ -122,24 +116,34 @@ impl Visit for Fields<'_, '_> {
         self.record_debug(field, &format_args!("{value}"));
     }
 
+    // Numbers without `fmt`'s machinery: a log line per call is on the
+    // hot path (docs/performance.md).
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.raw(field, format_args!("{value}"));
-        } else {
-            self.raw(field, format_args!("null"));
+        if self.name(field) {
+            self.result = if value.is_finite() {
+                self.w.write_str(ryu::Buffer::new().format_finite(value))
+            } else {
+                self.w.write_str("null")
+            };
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw(field, format_args!("{value}"));
+        if self.name(field) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw(field, format_args!("{value}"));
+        if self.name(field) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.raw(field, format_args!("{value}"));
+        if self.name(field) {
+            self.result = self.w.write_str(if value { "true" } else { "false" });
+        }
     }
 }
 
@@ -190,14 +194,21 @@ fn rfc3339(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    write!(
-        w,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    )
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.clamp(0, 9999) as u64);
+    put(5, 2, u64::from(month));
+    put(8, 2, u64::from(day));
+    put(11, 2, rem / 3600);
+    put(14, 2, rem % 3600 / 60);
+    put(17, 2, rem % 60);
+    put(20, 6, u64::from(since.subsec_micros()));
+    w.write_str(std::str::from_utf8(&out).expect("ASCII digits"))
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian

@@ -135,6 +135,13 @@ pub fn from_proto(ev: PbEvent) -> Result<Event, Malformed> {
             }
             Attr::CeString(s) | Attr::CeUri(s) | Attr::CeUriRef(s) => s,
             Attr::CeBytes(_) => continue,
+            // Handed over as a time, not text the builder parses again.
+            Attr::CeTimestamp(t) if name == "time" => {
+                if let Some(at) = datetime(&t) {
+                    b = b.time(at);
+                }
+                continue;
+            }
             Attr::CeTimestamp(t) => {
                 let Some(time) = timestamp(t) else { continue };
                 time
@@ -158,6 +165,13 @@ pub fn from_proto(ev: PbEvent) -> Result<Event, Malformed> {
         Some(PbData::ProtoData(_)) | None => b,
     };
     b.build().map_err(|e| Malformed::Attribute(e.to_string()))
+}
+
+fn datetime(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    let nanos = u32::try_from(t.nanos).ok()?;
+    (t.seconds >= 0)
+        .then(|| chrono::DateTime::from_timestamp(t.seconds, nanos))
+        .flatten()
 }
 
 fn timestamp(t: prost_types::Timestamp) -> Option<String> {
@@ -256,8 +270,21 @@ mod tests {
             data: Some(PbData::TextData(r#"{"x":true}"#.into())),
             ..Default::default()
         };
+        pb.attributes.insert(
+            "time".into(),
+            mcp_gateway_proto::cloudevents::cloud_event::CloudEventAttributeValue {
+                attr: Some(Attr::CeTimestamp(prost_types::Timestamp {
+                    seconds: 1_796_135_274,
+                    nanos: 488_996_000,
+                })),
+            },
+        );
         let ev = from_proto(pb.clone()).unwrap();
         assert_eq!(data_json(&ev), serde_json::json!({"x": true}));
+        assert_eq!(
+            ev.time().map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-01T14:27:54.488996+00:00")
+        );
         pb.id.clear();
         assert_eq!(from_proto(pb).unwrap_err(), Malformed::Missing("id"));
     }

@@ -26,7 +26,10 @@ pub(crate) struct Target {
     authority: http::uri::Authority,
     /// `host:port`, for the TCP connect.
     addr: String,
-    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     connect_timeout: Duration,
     /// The largest message either way.
     pub(crate) limit: usize,
@@ -61,7 +64,11 @@ impl Target {
         let authority = uri.authority().cloned().ok_or_else(|| bad("no host"))?;
         let port = authority
             .port_u16()
-            .unwrap_or(if scheme == http::uri::Scheme::HTTPS { 443 } else { 80 });
+            .unwrap_or(if scheme == http::uri::Scheme::HTTPS {
+                443
+            } else {
+                80
+            });
         let host = authority.host();
         let tls = tls
             .map(|pem| {
@@ -125,7 +132,9 @@ fn client_config(pem: &TlsPem) -> Result<tokio_rustls::TlsConnector, TargetError
     let tls = |e: &dyn std::fmt::Display| TargetError::Tls(e.to_string());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(&pem.ca) {
-        roots.add(c.map_err(|e| tls(&format!("ca: {e}")))?).map_err(|e| tls(&e))?;
+        roots
+            .add(c.map_err(|e| tls(&format!("ca: {e}")))?)
+            .map_err(|e| tls(&e))?;
     }
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -360,14 +360,18 @@ impl Upstream {
         traceparent: Option<&str>,
     ) -> Result<Resp, Status> {
         let timeout = Some(self.config.timeouts.invoke);
-        let mut stream = self.call(path, msg, timeout, correlation_id, traceparent).await?;
+        let mut stream = self
+            .call(path, msg, timeout, correlation_id, traceparent)
+            .await?;
         let msg = stream
             .message()
             .await?
             .ok_or_else(|| Status::internal("a unary call ended without its message"))?;
         match stream.message().await? {
             None => Ok(msg),
-            Some(_) => Err(Status::internal("a unary call answered more than one message")),
+            Some(_) => Err(Status::internal(
+                "a unary call answered more than one message",
+            )),
         }
     }
 
@@ -446,7 +450,8 @@ impl Upstream {
                 ..Default::default()
             }),
         };
-        self.call(PATH_STREAM, &req, None, correlation_id, None).await
+        self.call(PATH_STREAM, &req, None, correlation_id, None)
+            .await
     }
 
     pub async fn get_prompt(

@@ -58,9 +58,9 @@ impl<M: prost::Message + Default> Streaming<M> {
     pub(crate) async fn message(&mut self) -> Result<Option<M>, Status> {
         loop {
             if let Some(frame) = self.next_frame()? {
-                return M::decode(frame)
-                    .map(Some)
-                    .map_err(|e| Status::internal(format!("failed to decode Protobuf message: {e}")));
+                return M::decode(frame).map(Some).map_err(|e| {
+                    Status::internal(format!("failed to decode Protobuf message: {e}"))
+                });
             }
             let Some(body) = self.body.as_mut() else {
                 return Ok(None);
@@ -164,7 +164,11 @@ mod tests {
         assert_eq!(frame(&msg, 100).unwrap().as_ref(), &[0, 0, 0, 0, 0]);
         let e = frame(&"x".repeat(50), 10).unwrap_err();
         assert_eq!(e.code(), Code::OutOfRange);
-        assert!(e.message().contains("found 52 bytes, the limit is: 10 bytes"), "{e}");
+        assert!(
+            e.message()
+                .contains("found 52 bytes, the limit is: 10 bytes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -176,7 +180,13 @@ mod tests {
 
     #[test]
     fn an_http_error_without_grpc_status_maps_like_grpc() {
-        assert_eq!(from_http(http::StatusCode::SERVICE_UNAVAILABLE).code(), Code::Unavailable);
-        assert_eq!(from_http(http::StatusCode::NOT_FOUND).code(), Code::Unimplemented);
+        assert_eq!(
+            from_http(http::StatusCode::SERVICE_UNAVAILABLE).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            from_http(http::StatusCode::NOT_FOUND).code(),
+            Code::Unimplemented
+        );
     }
 }
