@@ -212,7 +212,19 @@ pub(crate) struct Conn {
     /// The live sender and its generation; cleared when that connection ends.
     live: Arc<Mutex<Option<Live>>>,
     /// One connect at a time.
-    connecting: tokio::sync::Mutex<u64>,
+    connecting: tokio::sync::Mutex<Attempts>,
+    /// Connect attempts finished, readable before waiting for `connecting`.
+    finished: std::sync::atomic::AtomicU64,
+}
+
+/// The connect attempts of one [`Conn`].
+#[derive(Default)]
+struct Attempts {
+    /// Generations made (the live sender's is the last).
+    made: u64,
+    /// The last attempt's failure: callers that waited for it share it
+    /// instead of each trying again, one connect timeout after another.
+    failed: Option<Status>,
 }
 
 impl Conn {
@@ -220,7 +232,8 @@ impl Conn {
         Self {
             target,
             live: Arc::default(),
-            connecting: tokio::sync::Mutex::new(0),
+            connecting: Default::default(),
+            finished: Default::default(),
         }
     }
 
@@ -228,13 +241,30 @@ impl Conn {
         if let Some(live) = self.live.lock().expect("not poisoned").clone() {
             return Ok(live);
         }
-        let mut generation = self.connecting.lock().await;
+        use std::sync::atomic::Ordering;
+        let seen = self.finished.load(Ordering::Acquire);
+        let mut attempts = self.connecting.lock().await;
         if let Some(live) = self.live.lock().expect("not poisoned").clone() {
             return Ok(live);
         }
-        let (tx, driver) = self.target.connect().await?;
-        *generation += 1;
-        let made = *generation;
+        // An attempt that ended while this caller waited is its answer.
+        if self.finished.load(Ordering::Acquire) != seen
+            && let Some(failed) = &attempts.failed
+        {
+            return Err(failed.clone());
+        }
+        let outcome = self.target.connect().await;
+        self.finished.fetch_add(1, Ordering::AcqRel);
+        let (tx, driver) = match outcome {
+            Ok(made) => made,
+            Err(status) => {
+                attempts.failed = Some(status.clone());
+                return Err(status);
+            }
+        };
+        attempts.failed = None;
+        attempts.made += 1;
+        let made = attempts.made;
         *self.live.lock().expect("not poisoned") = Some((made, tx.clone()));
         let live = Arc::downgrade(&self.live);
         tokio::spawn(async move {
@@ -302,5 +332,65 @@ impl Conn {
         send.send_data(body, true).map_err(Status::from)?;
         let response = response.await.map_err(Status::from)?;
         Streaming::new(response, self.target.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A provider that accepts TCP and never answers the TLS handshake.
+    #[tokio::test]
+    async fn callers_waiting_for_a_stalled_connect_share_its_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .unwrap()
+            .cert
+            .pem()
+            .into_bytes();
+        let tls = TlsPem {
+            ca,
+            identity: None,
+            server_name: Some("localhost".into()),
+        };
+        let target = Target::new(
+            &format!("https://{addr}"),
+            Some(tls),
+            Duration::from_millis(300),
+            1024,
+        )
+        .unwrap();
+        let conn = Arc::new(Conn::new(Arc::new(target)));
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let conn = conn.clone();
+                tokio::spawn(async move { conn.sender().await.map(drop) })
+            })
+            .collect();
+        for caller in callers {
+            let e = caller.await.unwrap().unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Unavailable);
+            assert!(e.message().contains("TLS handshake timed out"), "{e}");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one attempt for all eight"
+        );
+        // A caller that comes later tries again.
+        conn.sender().await.map(drop).unwrap_err();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
