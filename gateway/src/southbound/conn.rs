@@ -20,10 +20,32 @@ use tonic::Status;
 
 use super::wire::Streaming;
 
+/// The provider RPCs made on call connections.
+#[derive(Clone, Copy)]
+pub(crate) enum Rpc {
+    Invoke,
+    ReadResource,
+    GetPrompt,
+    Stream,
+}
+
+impl Rpc {
+    const ALL: [Rpc; 4] = [Rpc::Invoke, Rpc::ReadResource, Rpc::GetPrompt, Rpc::Stream];
+
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Rpc::Invoke => "/mcpgateway.provider.v1.Provider/Invoke",
+            Rpc::ReadResource => "/mcpgateway.provider.v1.Provider/ReadResource",
+            Rpc::GetPrompt => "/mcpgateway.provider.v1.Provider/GetPrompt",
+            Rpc::Stream => "/mcpgateway.provider.v1.Provider/Stream",
+        }
+    }
+}
+
 /// Where a provider's call connections go.
 pub(crate) struct Target {
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
+    /// Each RPC's URI, made once (indexed by [`Rpc`]).
+    uris: [http::Uri; 4],
     /// `host:port`, for the TCP connect.
     addr: String,
     tls: Option<(
@@ -32,7 +54,7 @@ pub(crate) struct Target {
     )>,
     connect_timeout: Duration,
     /// The largest message either way.
-    pub(crate) limit: usize,
+    limit: usize,
 }
 
 /// What [`Target::new`] refuses; the caller names the provider.
@@ -81,10 +103,16 @@ impl Target {
                 Ok((client_config(&pem)?, name))
             })
             .transpose()?;
+        let uris = Rpc::ALL.map(|rpc| {
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(scheme.clone());
+            parts.authority = Some(authority.clone());
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static(rpc.path()));
+            http::Uri::from_parts(parts).expect("scheme, authority and path")
+        });
         Ok(Self {
             addr: format!("{host}:{port}"),
-            scheme,
-            authority,
+            uris,
             tls,
             connect_timeout,
             limit,
@@ -115,14 +143,6 @@ impl Target {
                 handshake(tls).await
             }
         }
-    }
-
-    fn uri(&self, path: &'static str) -> http::Uri {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static(path));
-        http::Uri::from_parts(parts).expect("scheme, authority and path")
     }
 }
 
@@ -211,20 +231,13 @@ pub(crate) struct Conn {
     target: Arc<Target>,
     /// The live sender and its generation; cleared when that connection ends.
     live: Arc<Mutex<Option<Live>>>,
-    /// One connect at a time.
-    connecting: tokio::sync::Mutex<Attempts>,
-    /// Connect attempts finished, readable before waiting for `connecting`.
+    /// One connect at a time; holds the last attempt's failure, which
+    /// callers that waited for it share instead of each trying again, one
+    /// connect timeout after another.
+    connecting: tokio::sync::Mutex<Option<Status>>,
+    /// Connect attempts finished, readable before waiting for
+    /// `connecting`; a connection's generation is its attempt's number.
     finished: std::sync::atomic::AtomicU64,
-}
-
-/// The connect attempts of one [`Conn`].
-#[derive(Default)]
-struct Attempts {
-    /// Generations made (the live sender's is the last).
-    made: u64,
-    /// The last attempt's failure: callers that waited for it share it
-    /// instead of each trying again, one connect timeout after another.
-    failed: Option<Status>,
 }
 
 impl Conn {
@@ -243,28 +256,26 @@ impl Conn {
         }
         use std::sync::atomic::Ordering;
         let seen = self.finished.load(Ordering::Acquire);
-        let mut attempts = self.connecting.lock().await;
+        let mut failed = self.connecting.lock().await;
         if let Some(live) = self.live.lock().expect("not poisoned").clone() {
             return Ok(live);
         }
         // An attempt that ended while this caller waited is its answer.
         if self.finished.load(Ordering::Acquire) != seen
-            && let Some(failed) = &attempts.failed
+            && let Some(failed) = &*failed
         {
             return Err(failed.clone());
         }
         let outcome = self.target.connect().await;
-        self.finished.fetch_add(1, Ordering::AcqRel);
+        let made = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
         let (tx, driver) = match outcome {
-            Ok(made) => made,
+            Ok(connected) => connected,
             Err(status) => {
-                attempts.failed = Some(status.clone());
+                *failed = Some(status.clone());
                 return Err(status);
             }
         };
-        attempts.failed = None;
-        attempts.made += 1;
-        let made = attempts.made;
+        *failed = None;
         *self.live.lock().expect("not poisoned") = Some((made, tx.clone()));
         let live = Arc::downgrade(&self.live);
         tokio::spawn(async move {
@@ -291,14 +302,14 @@ impl Conn {
     /// before anything was sent is made again once, within the call.
     pub(crate) async fn call<M: prost::Message + Default>(
         &self,
-        path: &'static str,
+        rpc: Rpc,
         body: Bytes,
         headers: impl Fn() -> http::HeaderMap,
     ) -> Result<Streaming<M>, Status> {
         let request = || {
             let mut request = http::Request::new(());
             *request.method_mut() = http::Method::POST;
-            *request.uri_mut() = self.target.uri(path);
+            *request.uri_mut() = self.target.uris[rpc as usize].clone();
             *request.headers_mut() = headers();
             let h = request.headers_mut();
             h.insert(

@@ -332,7 +332,7 @@ impl Upstream {
     /// `grpc-timeout` when given.
     async fn call<Req: prost::Message, Resp: prost::Message + Default>(
         &self,
-        path: &'static str,
+        rpc: conn::Rpc,
         msg: &Req,
         timeout: Option<Duration>,
         correlation_id: &str,
@@ -341,7 +341,7 @@ impl Upstream {
         let body = wire::frame(msg, self.max_payload)?;
         let pool = self.channels.load_full();
         let conn = &pool.calls[self.pick(pool.calls.len())];
-        conn.call(path, body, || {
+        conn.call(rpc, body, || {
             let mut headers = Self::metadata(correlation_id, traceparent).into_headers();
             if let Some(t) = timeout {
                 headers.insert("grpc-timeout", wire::timeout_header(t));
@@ -354,14 +354,14 @@ impl Upstream {
     /// A unary call: its one message, then its OK status.
     async fn unary<Req: prost::Message, Resp: prost::Message + Default>(
         &self,
-        path: &'static str,
+        rpc: conn::Rpc,
         msg: &Req,
         correlation_id: &str,
         traceparent: Option<&str>,
     ) -> Result<Resp, Status> {
         let timeout = Some(self.config.timeouts.invoke);
         let mut stream = self
-            .call(path, msg, timeout, correlation_id, traceparent)
+            .call(rpc, msg, timeout, correlation_id, traceparent)
             .await?;
         let msg = stream
             .message()
@@ -425,7 +425,7 @@ impl Upstream {
         traceparent: Option<&str>,
     ) -> Result<Streaming<pb::InvokeResponse>, Status> {
         let timeout = Some(self.config.timeouts.invoke);
-        self.call(PATH_INVOKE, req, timeout, correlation_id, traceparent)
+        self.call(conn::Rpc::Invoke, req, timeout, correlation_id, traceparent)
             .await
     }
 
@@ -435,7 +435,7 @@ impl Upstream {
         correlation_id: &str,
         traceparent: Option<&str>,
     ) -> Result<pb::ReadResourceResponse, Status> {
-        self.unary(PATH_READ_RESOURCE, req, correlation_id, traceparent)
+        self.unary(conn::Rpc::ReadResource, req, correlation_id, traceparent)
             .await
     }
 
@@ -450,7 +450,7 @@ impl Upstream {
                 ..Default::default()
             }),
         };
-        self.call(PATH_STREAM, &req, None, correlation_id, None)
+        self.call(conn::Rpc::Stream, &req, None, correlation_id, None)
             .await
     }
 
@@ -460,28 +460,24 @@ impl Upstream {
         correlation_id: &str,
         traceparent: Option<&str>,
     ) -> Result<pb::GetPromptResponse, Status> {
-        self.unary(PATH_GET_PROMPT, req, correlation_id, traceparent)
+        self.unary(conn::Rpc::GetPrompt, req, correlation_id, traceparent)
             .await
     }
 }
-
-const PATH_INVOKE: &str = "/mcpgateway.provider.v1.Provider/Invoke";
-const PATH_READ_RESOURCE: &str = "/mcpgateway.provider.v1.Provider/ReadResource";
-const PATH_GET_PROMPT: &str = "/mcpgateway.provider.v1.Provider/GetPrompt";
-const PATH_STREAM: &str = "/mcpgateway.provider.v1.Provider/Stream";
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn call_paths_name_the_generated_service() {
         let service = mcp_gateway_proto::provider::provider_server::SERVICE_NAME;
-        for (path, method) in [
-            (super::PATH_INVOKE, "Invoke"),
-            (super::PATH_READ_RESOURCE, "ReadResource"),
-            (super::PATH_GET_PROMPT, "GetPrompt"),
-            (super::PATH_STREAM, "Stream"),
+        use super::conn::Rpc;
+        for (rpc, method) in [
+            (Rpc::Invoke, "Invoke"),
+            (Rpc::ReadResource, "ReadResource"),
+            (Rpc::GetPrompt, "GetPrompt"),
+            (Rpc::Stream, "Stream"),
         ] {
-            assert_eq!(path, format!("/{service}/{method}"));
+            assert_eq!(rpc.path(), format!("/{service}/{method}"));
         }
     }
 }
