@@ -105,7 +105,10 @@ pub(crate) fn check(message: &[u8], per_request: bool) -> Result<(), Rejection> 
 pub(crate) fn decode(message: &[u8], per_request: bool) -> Result<Message<'_>, Rejection> {
     let text = std::str::from_utf8(message)
         .map_err(|e| Rejection::Parse(format!("the message is not UTF-8 ({e})")))?;
-    if nesting(text) > MAX_DEPTH {
+    // Fewer brackets than the limit cannot nest past it: the exact scan
+    // (a branch per byte) only runs for messages that might.
+    let brackets = text.bytes().filter(|&b| b == b'[' || b == b'{').count();
+    if brackets > MAX_DEPTH && nesting(text) > MAX_DEPTH {
         return Err(Rejection::Parse(format!(
             "the message is nested deeper than {MAX_DEPTH} levels"
         )));
@@ -345,6 +348,14 @@ mod tests {
             -32700
         );
         let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        // Many brackets, but shallow: the exact scan runs and lets it pass.
+        let wide = format!("[{}[]]", "[],".repeat(150));
+        assert_eq!(
+            code(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"m","params":{{"a":{wide}}}}}"#
+            )),
+            None
+        );
         assert_eq!(
             nesting(r#"{"a":"[[[{{","b":[{}]}"#),
             3,

@@ -27,8 +27,7 @@ pub(crate) fn frame(msg: &impl prost::Message, limit: usize) -> Result<Bytes, St
 /// The messages of one response, read in the caller's task.
 pub(crate) struct Streaming<M> {
     body: Option<h2::RecvStream>,
-    buf: BytesMut,
-    limit: usize,
+    frames: Frames,
     _msg: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -47,8 +46,11 @@ impl<M: prost::Message + Default> Streaming<M> {
         }
         Ok(Self {
             body: (!ended).then_some(body),
-            buf: BytesMut::new(),
-            limit,
+            frames: Frames {
+                whole: Bytes::new(),
+                partial: BytesMut::new(),
+                limit,
+            },
             _msg: std::marker::PhantomData,
         })
     }
@@ -57,7 +59,7 @@ impl<M: prost::Message + Default> Streaming<M> {
     /// OK in the trailers is the error.
     pub(crate) async fn message(&mut self) -> Result<Option<M>, Status> {
         loop {
-            if let Some(frame) = self.next_frame()? {
+            if let Some(frame) = self.frames.next()? {
                 return M::decode(frame).map(Some).map_err(|e| {
                     Status::internal(format!("failed to decode Protobuf message: {e}"))
                 });
@@ -68,13 +70,13 @@ impl<M: prost::Message + Default> Streaming<M> {
             match body.data().await {
                 Some(Ok(chunk)) => {
                     let _ = body.flow_control().release_capacity(chunk.len());
-                    self.buf.extend_from_slice(&chunk);
+                    self.frames.push(chunk);
                 }
                 Some(Err(e)) => return Err(Status::from(e)),
                 None => {
                     let trailers = body.trailers().await.map_err(Status::from)?;
                     self.body = None;
-                    if !self.buf.is_empty() {
+                    if !self.frames.is_empty() {
                         return Err(Status::internal(
                             "the response ended inside a message (truncated)",
                         ));
@@ -95,20 +97,47 @@ impl<M: prost::Message + Default> Streaming<M> {
     pub(crate) async fn trailers(&mut self) {
         while let Ok(Some(_)) = self.message().await {}
     }
+}
 
-    fn next_frame(&mut self) -> Result<Option<Bytes>, Status> {
-        if self.buf.len() < 5 {
+/// Received and not yet decoded: a chunk that messages are cut from without
+/// a copy, or, once a message spans chunks, the bytes gathered for it.
+struct Frames {
+    whole: Bytes,
+    partial: BytesMut,
+    limit: usize,
+}
+
+impl Frames {
+    fn push(&mut self, chunk: Bytes) {
+        if self.is_empty() {
+            self.whole = chunk;
+        } else {
+            self.partial.extend_from_slice(&self.whole);
+            self.whole.clear();
+            self.partial.extend_from_slice(&chunk);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.whole.is_empty() && self.partial.is_empty()
+    }
+
+    /// The next whole message, if one is in.
+    fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        let gathered = !self.partial.is_empty();
+        let buf: &[u8] = if gathered { &self.partial } else { &self.whole };
+        if buf.len() < 5 {
             return Ok(None);
         }
-        let compressed = self.buf[0];
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        let compressed = buf[0];
+        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
         if len > self.limit {
             return Err(Status::out_of_range(format!(
                 "Error, decoded message length too large: found {len} bytes, the limit is: {} bytes",
                 self.limit
             )));
         }
-        if self.buf.len() < 5 + len {
+        if buf.len() < 5 + len {
             return Ok(None);
         }
         if compressed != 0 {
@@ -117,8 +146,13 @@ impl<M: prost::Message + Default> Streaming<M> {
                 "the provider compressed a message although no encoding was offered",
             ));
         }
-        self.buf.advance(5);
-        Ok(Some(self.buf.split_to(len).freeze()))
+        Ok(Some(if gathered {
+            self.partial.advance(5);
+            self.partial.split_to(len).freeze()
+        } else {
+            self.whole.advance(5);
+            self.whole.split_to(len)
+        }))
     }
 }
 
@@ -167,6 +201,48 @@ mod tests {
         assert!(
             e.message()
                 .contains("found 52 bytes, the limit is: 10 bytes"),
+            "{e}"
+        );
+    }
+
+    fn frames(limit: usize) -> Frames {
+        Frames {
+            whole: Bytes::new(),
+            partial: BytesMut::new(),
+            limit,
+        }
+    }
+
+    #[test]
+    fn messages_are_cut_from_one_chunk_or_gathered_across_chunks() {
+        let (a, b) = (
+            frame(&"a".to_string(), 100).unwrap(),
+            frame(&"bb".to_string(), 100).unwrap(),
+        );
+        let mut f = frames(100);
+        f.push([a.clone(), b.clone()].concat().into());
+        assert_eq!(f.next().unwrap().unwrap(), a.slice(5..));
+        assert_eq!(f.next().unwrap().unwrap(), b.slice(5..));
+        assert_eq!(f.next().unwrap(), None);
+        assert!(f.is_empty());
+        // One message in three pieces, the header itself split.
+        f.push(b.slice(..2));
+        assert_eq!(f.next().unwrap(), None);
+        f.push(b.slice(2..6));
+        assert_eq!(f.next().unwrap(), None);
+        f.push(b.slice(6..));
+        assert_eq!(f.next().unwrap().unwrap(), b.slice(5..));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_from_its_header() {
+        let mut f = frames(3);
+        f.push(frame(&"toolong".to_string(), 100).unwrap().slice(..5));
+        let e = f.next().unwrap_err();
+        assert_eq!(e.code(), Code::OutOfRange);
+        assert!(
+            e.message().contains("found 9 bytes, the limit is: 3 bytes"),
             "{e}"
         );
     }

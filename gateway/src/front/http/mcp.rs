@@ -19,7 +19,6 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use mcp_gateway_proto::CORRELATION_ID_HEADER;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +29,7 @@ use crate::front::jsonrpc::{self, Message};
 use crate::front::session::{Owner, Session};
 use crate::security::auth::Identity;
 
-pub(super) const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+use super::names;
 /// Reconnection delay offered to SSE clients.
 const RETRY: Duration = Duration::from_secs(3);
 /// Comment lines that keep idle streams open through proxies.
@@ -83,14 +81,14 @@ fn owner(s: &AppState, req: &Request) -> Owner {
     Owner::new(s.gateway.auth().config().mode, identity, client)
 }
 
-fn header<'h>(h: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+fn header<'h>(h: &'h http::HeaderMap, name: &http::HeaderName) -> Option<&'h str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The session a request names, if it is the caller's; otherwise the same
 /// 404 whether it never existed, ended, or is somebody else's.
 fn named_session(s: &AppState, req: &Request) -> Result<Option<Arc<Session>>, Refusal> {
-    let Some(id) = req.headers().get(SESSION_HEADER) else {
+    let Some(id) = req.headers().get(names::SESSION) else {
         return Ok(None);
     };
     let owner = owner(s, req);
@@ -103,7 +101,7 @@ fn named_session(s: &AppState, req: &Request) -> Result<Option<Arc<Session>>, Re
 
 /// The version header, if present, must be one this gateway speaks.
 fn version_header(req_headers: &http::HeaderMap) -> Result<Option<&str>, Refusal> {
-    match req_headers.get(VERSION_HEADER) {
+    match req_headers.get(names::VERSION) {
         None => Ok(None),
         Some(v) => match v.to_str() {
             Ok(v) if engine::known(v) => Ok(Some(v)),
@@ -129,7 +127,7 @@ async fn post(s: AppState, req: Request) -> Response {
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let header_version = header(&parts.headers, VERSION_HEADER);
+    let header_version = header(&parts.headers, &names::VERSION);
     let per_request = header_version == Some(engine::PER_REQUEST);
     let message = match jsonrpc::decode(&bytes, per_request) {
         Ok(m) => m,
@@ -172,10 +170,10 @@ async fn post(s: AppState, req: Request) -> Response {
         .unwrap_or_else(Identity::anonymous);
     let x = Exchange {
         identity: Arc::new(identity),
-        correlation_id: header(&parts.headers, CORRELATION_ID_HEADER)
+        correlation_id: header(&parts.headers, &names::CORRELATION_ID)
             .map(str::to_string)
             .unwrap_or_else(crate::new_correlation_id),
-        traceparent: header(&parts.headers, "traceparent").map(str::to_string),
+        traceparent: header(&parts.headers, &names::TRACEPARENT).map(str::to_string),
         session: if stateless { None } else { session },
         early: None,
         cancel: CancellationToken::new(),
@@ -193,7 +191,7 @@ async fn post(s: AppState, req: Request) -> Response {
 /// Per-request version rules: a `_meta` version needs the header, equal to
 /// it, and a complete `_meta`; it must be a version this gateway speaks.
 fn check_version(h: &http::HeaderMap, call: &Call, stateless: bool) -> Result<(), Refusal> {
-    let header_version = header(h, VERSION_HEADER);
+    let header_version = header(h, &names::VERSION);
     match (call.meta_version(), header_version) {
         (Some(_), None) => {
             return Err(Refusal::header_mismatch(
@@ -241,7 +239,7 @@ async fn initialize(s: &AppState, parts: &http::request::Parts, call: Call) -> R
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if let Some(h) = header(&parts.headers, VERSION_HEADER)
+    if let Some(h) = header(&parts.headers, &names::VERSION)
         && h != asked
     {
         return Refusal::invalid_request(
@@ -250,7 +248,7 @@ async fn initialize(s: &AppState, parts: &http::request::Parts, call: Call) -> R
         )
         .into_response();
     }
-    if let Some(m) = header(&parts.headers, "mcp-method")
+    if let Some(m) = header(&parts.headers, &names::METHOD)
         && m != "initialize"
     {
         return Refusal::header_mismatch(
@@ -282,7 +280,7 @@ async fn initialize(s: &AppState, parts: &http::request::Parts, call: Call) -> R
     let a = s.engine.initialize(&call, &session, identity);
     let mut resp = json(StatusCode::OK, a.body);
     if let Ok(v) = HeaderValue::from_str(session.id()) {
-        resp.headers_mut().insert(SESSION_HEADER, v);
+        resp.headers_mut().insert(names::SESSION, v);
     }
     resp
 }
@@ -493,7 +491,7 @@ async fn get(s: AppState, req: Request) -> Response {
         Ok(None) => return Refusal::session_required().into_response(),
         Err(r) => return r.into_response(),
     };
-    let after = header(req.headers(), "last-event-id").and_then(|v| v.parse::<u64>().ok());
+    let after = header(req.headers(), &names::LAST_EVENT_ID).and_then(|v| v.parse::<u64>().ok());
     let attached = session.state.outbox.attach(after);
     let streaming = session.streaming(attached.generation);
     let primed = attached.from;

@@ -11,7 +11,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use mcp_gateway_proto::CORRELATION_ID_HEADER;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +29,22 @@ mod standard_headers;
 
 use refusal::Refusal;
 
-/// Header naming the calling agent.
-const AGENT_HEADER: &str = "x-agent-name";
+/// The request headers read on every request, as names made once: a
+/// lookup by `&str` parses the name first.
+pub(super) mod names {
+    use http::HeaderName;
+
+    pub(crate) const SESSION: HeaderName = HeaderName::from_static("mcp-session-id");
+    pub(crate) const VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+    pub(crate) const METHOD: HeaderName = HeaderName::from_static("mcp-method");
+    pub(crate) const NAME: HeaderName = HeaderName::from_static("mcp-name");
+    pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+    pub(crate) const CORRELATION_ID: HeaderName =
+        HeaderName::from_static(mcp_gateway_proto::CORRELATION_ID_HEADER);
+    /// Names the calling agent.
+    pub(crate) const AGENT: HeaderName = HeaderName::from_static("x-agent-name");
+}
 
 /// Shared by every handler and middleware: cloned per request and layer,
 /// so one reference count.
@@ -294,7 +307,7 @@ async fn identify(s: &AppState, mut req: Request) -> Result<Request, Response> {
     let auth = s.gateway.auth();
     let agent = req
         .headers()
-        .get(AGENT_HEADER)
+        .get(names::AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
@@ -382,7 +395,7 @@ where
 {
     let valid = req
         .headers()
-        .get(CORRELATION_ID_HEADER)
+        .get(names::CORRELATION_ID)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
@@ -390,14 +403,14 @@ where
     if !valid {
         let id = crate::new_correlation_id();
         req.headers_mut().insert(
-            CORRELATION_ID_HEADER,
+            names::CORRELATION_ID,
             HeaderValue::from_str(&id).expect("uuid is a valid header"),
         );
     }
-    let id = req.headers().get(CORRELATION_ID_HEADER).cloned();
+    let id = req.headers().get(names::CORRELATION_ID).cloned();
     let mut resp = inner(req).await;
     if let Some(id) = id {
-        resp.headers_mut().insert(CORRELATION_ID_HEADER, id);
+        resp.headers_mut().insert(names::CORRELATION_ID, id);
     }
     resp
 }

@@ -21,7 +21,10 @@ fn name_key(method: &str) -> Option<&'static str> {
 }
 
 /// The sole value of `name`; an error when repeated or not visible ASCII.
-fn sole<'h>(h: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, String> {
+fn sole<N>(h: &HeaderMap, name: N) -> Result<Option<&str>, String>
+where
+    N: http::header::AsHeaderName + std::fmt::Display + Copy,
+{
     let mut values = h.get_all(name).iter();
     let Some(v) = values.next() else {
         return Ok(None);
@@ -91,13 +94,13 @@ fn mismatch(call: &Call, reason: String) -> Refusal {
 
 pub(super) fn check(s: &AppState, h: &HeaderMap, call: &Call) -> Result<(), Refusal> {
     let applies = h
-        .get("mcp-protocol-version")
+        .get(super::names::VERSION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v >= crate::front::engine::PER_REQUEST);
     if !applies {
         return Ok(());
     }
-    match sole(h, "mcp-method").map_err(|e| mismatch(call, e))? {
+    match sole(h, &super::names::METHOD).map_err(|e| mismatch(call, e))? {
         None => return Err(mismatch(call, "missing required Mcp-Method header".into())),
         Some(m) if m != call.method => {
             return Err(mismatch(
@@ -113,7 +116,7 @@ pub(super) fn check(s: &AppState, h: &HeaderMap, call: &Call) -> Result<(), Refu
     if let Some(key) = name_key(&call.method)
         && let Some(expected) = call.params.get(key).and_then(Value::as_str)
     {
-        match sole(h, "mcp-name").map_err(|e| mismatch(call, e))? {
+        match sole(h, &super::names::NAME).map_err(|e| mismatch(call, e))? {
             None => {
                 return Err(mismatch(
                     call,
@@ -158,7 +161,7 @@ fn params(s: &AppState, h: &HeaderMap, call: &Call) -> Result<(), Refusal> {
     let arguments = call.params.get("arguments");
     for (path, header) in annotated(&entry.tool.input_schema) {
         let full = format!("mcp-param-{}", header.to_ascii_lowercase());
-        let sent = sole(h, &full).map_err(|e| mismatch(call, e))?;
+        let sent = sole(h, full.as_str()).map_err(|e| mismatch(call, e))?;
         let mut arg = arguments;
         for p in &path {
             arg = arg.and_then(|a| a.get(p));
