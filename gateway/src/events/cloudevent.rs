@@ -2,7 +2,7 @@
 //! (attributes in `ce-*` NATS headers, per the CloudEvents NATS binding) and
 //! the protobuf format of the `Stream` RPC. All end as a [`cloudevents::Event`].
 
-use cloudevents::{Data, Event, EventBuilder, EventBuilderV10};
+use cloudevents::{AttributesReader, Data, Event, EventBuilder, EventBuilderV10};
 use mcp_gateway_proto::cloudevents::{
     CloudEvent as PbEvent,
     cloud_event::{Data as PbData, cloud_event_attribute_value::Attr},
@@ -182,24 +182,31 @@ fn timestamp(t: prost_types::Timestamp) -> Option<String> {
     Some(humantime::format_rfc3339_nanos(at).to_string())
 }
 
-/// JSON content types become JSON data (if they parse), text stays text.
+fn is_json(content_type: &str) -> bool {
+    content_type.starts_with("application/json") || content_type.ends_with("+json")
+}
+
+/// Text and JSON stay text: JSON is read only when a client reads the
+/// event ([`data_json`]), which most events never meet.
 fn data_of(content_type: &str, bytes: Vec<u8>) -> Data {
-    let json = content_type.starts_with("application/json") || content_type.ends_with("+json");
-    if json && let Ok(v) = serde_json::from_slice(&bytes) {
-        return Data::Json(v);
-    }
     match String::from_utf8(bytes) {
-        Ok(s) if content_type.starts_with("text/") || json => Data::String(s),
+        Ok(s) if content_type.starts_with("text/") || is_json(content_type) => Data::String(s),
         Ok(s) => Data::Binary(s.into_bytes()),
         Err(e) => Data::Binary(e.into_bytes()),
     }
 }
 
-/// The event's data as JSON, for logs and `events://recent`.
+/// The event's data as JSON, for logs and `events://recent`: JSON content
+/// types as the JSON they hold (if it parses), text as a string.
 pub fn data_json(ev: &Event) -> serde_json::Value {
     match ev.data() {
         Some(Data::Json(v)) => v.clone(),
-        Some(Data::String(s)) => serde_json::Value::String(s.clone()),
+        Some(Data::String(s)) => {
+            let json = ev.datacontenttype().is_some_and(is_json);
+            json.then(|| serde_json::from_str(s).ok())
+                .flatten()
+                .unwrap_or_else(|| serde_json::Value::String(s.clone()))
+        }
         Some(Data::Binary(b)) => serde_json::json!({ "bytes": b.len() }),
         None => serde_json::Value::Null,
     }
@@ -285,6 +292,10 @@ mod tests {
             ev.time().map(|t| t.to_rfc3339()).as_deref(),
             Some("2026-12-01T14:27:54.488996+00:00")
         );
+        // JSON that does not parse is shown as the text it is.
+        pb.data = Some(PbData::TextData("{not json".into()));
+        let ev = from_proto(pb.clone()).unwrap();
+        assert_eq!(data_json(&ev), serde_json::json!("{not json"));
         pb.id.clear();
         assert_eq!(from_proto(pb).unwrap_err(), Malformed::Missing("id"));
     }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::lists::{self, List, Lists};
+use super::params::{META_CAPABILITIES, Meta};
 use super::session::Session;
 use crate::events::{Events, RECENT_URI};
 use crate::pipeline::catalog::Catalog;
@@ -35,8 +36,7 @@ pub(crate) const PER_REQUEST: &str = "2026-07-28";
 /// Revisions with an `initialize` handshake, newest first.
 pub(crate) const WITH_INITIALIZE: [&str; 4] =
     ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-pub(crate) const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub(crate) use super::params::META_VERSION;
 
 /// Whether `v` is a revision this gateway speaks.
 pub(crate) fn known(v: &str) -> bool {
@@ -47,51 +47,43 @@ pub(crate) fn known(v: &str) -> bool {
 pub(crate) struct Call {
     pub id: Box<RawValue>,
     pub method: String,
+    /// The params but `_meta`.
     pub params: Map<String, Value>,
+    pub meta: Option<Meta<Box<RawValue>>>,
 }
 
 impl Call {
     pub(crate) fn new(r: crate::front::jsonrpc::Request<'_>) -> Self {
-        let params = match r.checked {
-            Some(Value::Object(m)) => m,
-            _ => r
-                .params
-                .and_then(|p| serde_json::from_str::<Map<String, Value>>(p.get()).ok())
-                .unwrap_or_default(),
-        };
+        let params = r.params.unwrap_or_default();
         Self {
             id: r.id.to_owned(),
             method: r.method,
-            params,
+            params: params.fields,
+            meta: params.meta.map(Meta::owned),
         }
-    }
-
-    fn meta(&self) -> Option<&Map<String, Value>> {
-        self.params.get("_meta").and_then(Value::as_object)
     }
 
     /// `_meta` keys a 2026-07-28 request must carry and does not.
     pub(crate) fn missing_meta(&self) -> Vec<&'static str> {
-        let meta = self.meta();
         let mut missing = Vec::new();
-        if meta
-            .and_then(|m| m.get(META_VERSION))
-            .and_then(Value::as_str)
-            .is_none()
-        {
+        if self.meta_version().is_none() {
             missing.push(META_VERSION);
         }
-        if !meta
-            .and_then(|m| m.get(META_CAPABILITIES))
-            .is_some_and(Value::is_object)
-        {
+        if !self.meta.as_ref().is_some_and(|m| m.capabilities) {
             missing.push(META_CAPABILITIES);
         }
         missing
     }
 
     pub(crate) fn meta_version(&self) -> Option<&str> {
-        self.meta()?.get(META_VERSION)?.as_str()
+        self.meta.as_ref()?.version.as_deref()
+    }
+
+    /// Whether the client asked for progress notifications.
+    pub(crate) fn wants_progress(&self) -> bool {
+        self.meta
+            .as_ref()
+            .is_some_and(|m| m.progress_token.is_some())
     }
 
     fn str_param(&self, name: &str) -> &str {
@@ -396,12 +388,7 @@ impl Engine {
         let traceparent = x
             .traceparent
             .clone()
-            .or_else(|| {
-                call.meta()
-                    .and_then(|m| m.get("traceparent"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
+            .or_else(|| call.meta.as_ref()?.traceparent.clone())
             .filter(|t| mcp_gateway_proto::trace::valid_traceparent(t).is_some());
         let caller = caller_of(&x.identity, x.session.as_deref());
         if let Some(s) = &x.session {
@@ -528,12 +515,13 @@ impl Engine {
         call: &mut Call,
     ) -> Result<ServerResult, ErrorData> {
         let arguments = take_object(call, "arguments");
-        let mut meta = take_object(call, "_meta").unwrap_or_default();
+        let meta = call.meta.take();
         // The gateway owns progress delivery.
         let progress = meta
-            .remove("progressToken")
+            .as_ref()
+            .and_then(|m| m.progress_token.clone())
             .and_then(|token| progress_reporter(token, x.early.clone()?));
-        let meta = (!meta.is_empty()).then_some(meta);
+        let meta = meta.map(|m| m.for_provider()).unwrap_or_default();
         self.dispatcher
             .call_tool(cx, call.str_param("name"), arguments, meta, progress)
             .await
@@ -730,10 +718,13 @@ mod tests {
 
     #[test]
     fn missing_meta_names_the_keys() {
-        let call = |params: Value| Call {
-            id: RawValue::from_string("1".into()).unwrap(),
-            method: "tools/list".into(),
-            params: params.as_object().cloned().unwrap(),
+        let call = |params: Value| {
+            let text = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params})
+                .to_string();
+            match crate::front::jsonrpc::decode(text.as_bytes(), false).unwrap() {
+                crate::front::jsonrpc::Message::Request(r) => Call::new(r),
+                _ => unreachable!(),
+            }
         };
         assert_eq!(
             call(json!({})).missing_meta(),

@@ -9,8 +9,15 @@
 //!
 //! Responses from the client (to a server request) pass untouched.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::{
+    Deserialize,
+    de::{Error as _, IgnoredAny, MapAccess, Visitor},
+};
 use serde_json::{Value, json, value::RawValue};
+
+use super::params::Params;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum Rejection {
@@ -51,25 +58,142 @@ impl Rejection {
     }
 }
 
-#[derive(Deserialize)]
+/// The members of a message, read in one pass.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow)]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
+    /// `Some` for `"id": null` too.
     id: Option<&'a RawValue>,
-    #[serde(borrow)]
     method: Option<&'a RawValue>,
-    #[serde(borrow)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow)]
-    error: Option<&'a RawValue>,
+    params: Option<ParamsIn<'a>>,
+    result: bool,
+    error: bool,
 }
 
-/// Keeps `"id": null` apart from an absent id.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// A request's params are read as they are met when `id` and `method` came
+/// first (as every client writes them), and kept as text otherwise: a
+/// notification's, or ones that came first.
+enum ParamsIn<'a> {
+    Read(Option<Params<'a>>),
+    Raw(&'a RawValue),
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON-RPC message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+                let mut e = Envelope::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    let twice = |name| A::Error::custom(format_args!("duplicate field `{name}`"));
+                    match key {
+                        Key::Jsonrpc if e.jsonrpc.is_some() => return Err(twice("jsonrpc")),
+                        Key::Jsonrpc => e.jsonrpc = map.next_value()?,
+                        Key::Id if e.id.is_some() => return Err(twice("id")),
+                        Key::Id => e.id = Some(map.next_value()?),
+                        Key::Method if e.method.is_some() => return Err(twice("method")),
+                        Key::Method => e.method = map.next_value()?,
+                        Key::Params if e.params.is_some() => return Err(twice("params")),
+                        Key::Params if e.id.is_some() && e.method.is_some() => {
+                            e.params = Some(ParamsIn::Read(map.next_value::<Object>()?.0));
+                        }
+                        Key::Params => e.params = Some(ParamsIn::Raw(map.next_value()?)),
+                        // `null` counts as absent, as for the members above.
+                        Key::Result => e.result = map.next_value::<Option<IgnoredAny>>()?.is_some(),
+                        Key::Error => e.error = map.next_value::<Option<IgnoredAny>>()?.is_some(),
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+enum Key {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "jsonrpc" => Key::Jsonrpc,
+                    "id" => Key::Id,
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+/// Params read as [`Params`] if they are an object, skipped otherwise.
+struct Object<'a>(Option<Params<'a>>);
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl<'de> Visitor<'de> for Any {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("params")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<'de>, A::Error> {
+                Params::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|p| Object(Some(p)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Object<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Object(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Object<'de>, E> {
+                Ok(Object(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Object<'de>, E> {
+                Ok(Object(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Object<'de>, E> {
+                Ok(Object(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Object<'de>, E> {
+                Ok(Object(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Object<'de>, E> {
+                Ok(Object(None))
+            }
+            fn visit_unit<E>(self) -> Result<Object<'de>, E> {
+                Ok(Object(None))
+            }
+        }
+        d.deserialize_any(Any)
+    }
 }
 
 /// One well-formed message, borrowing from the bytes it came in.
@@ -89,9 +213,8 @@ pub(crate) struct Request<'a> {
     /// As sent: echoed back verbatim.
     pub id: &'a RawValue,
     pub method: String,
-    pub params: Option<&'a RawValue>,
-    /// The params, when the framing check had to read them.
-    pub checked: Option<Value>,
+    /// `None` when absent or not an object.
+    pub params: Option<Params<'a>>,
 }
 
 /// Checks one message (an HTTP body or a stdio line). `per_request`: the
@@ -146,7 +269,7 @@ pub(crate) fn decode(message: &[u8], per_request: bool) -> Result<Message<'_>, R
         }
     };
     let Some(method) = env.method else {
-        if id.is_some() && (env.result.is_some() || env.error.is_some()) {
+        if id.is_some() && (env.result || env.error) {
             return Ok(Message::Response); // a response to one of our requests
         }
         return Err(Rejection::Invalid("`method` is missing".into()));
@@ -154,19 +277,21 @@ pub(crate) fn decode(message: &[u8], per_request: bool) -> Result<Message<'_>, R
     let method: String = serde_json::from_str(method.get())
         .map_err(|_| Rejection::Invalid("`method` must be a string".into()))?;
     let Some(id) = id else {
-        // Notifications get no answer, so no params check.
-        return Ok(Message::Notification {
-            method,
-            params: env.params,
-        });
+        // Notifications get no answer, so no params check. Their params
+        // were kept as text: the id came after them, or never.
+        let params = match env.params {
+            Some(ParamsIn::Raw(raw)) => Some(raw),
+            _ => None,
+        };
+        return Ok(Message::Notification { method, params });
     };
-    match params(&method, env.params, per_request) {
-        Ok(checked) => Ok(Message::Request(Request {
-            id,
-            method,
-            params: env.params,
-            checked,
-        })),
+    let params = match env.params {
+        None => None,
+        Some(ParamsIn::Read(p)) => p,
+        Some(ParamsIn::Raw(raw)) => Params::read(raw),
+    };
+    match check_params(&method, params.as_ref(), per_request) {
+        Ok(()) => Ok(Message::Request(Request { id, method, params })),
         Err(rule) => Err(Rejection::Params {
             id: serde_json::from_str(id.get()).unwrap_or(Value::Null),
             method,
@@ -217,15 +342,8 @@ const SESSION_ONLY: [&str; 3] = [
     "resources/unsubscribe",
 ];
 
-/// The `_meta` key that marks a 2026-07-28 request.
-const PER_REQUEST_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-
 /// The shape of the params of the methods the gateway serves.
-fn params(
-    method: &str,
-    params: Option<&RawValue>,
-    per_request: bool,
-) -> Result<Option<Value>, String> {
+fn check_params(method: &str, params: Option<&Params>, per_request: bool) -> Result<(), String> {
     let fields: &[(&str, Field)] = match method {
         "tools/call" => &[("name", Field::String), ("arguments", Field::OptObject)],
         "prompts/get" => &[("name", Field::String), ("arguments", Field::OptStrings)],
@@ -233,26 +351,22 @@ fn params(
             &[("uri", Field::String)]
         }
         "logging/setLevel" => &[("level", Field::Level)],
-        _ => return Ok(None),
-    };
-    let params: Value = match params {
-        None => Value::Null,
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| e.to_string())?,
+        _ => return Ok(()),
     };
     let stateless = per_request
         || params
-            .get("_meta")
-            .is_some_and(|m| m.get(PER_REQUEST_VERSION).is_some());
+            .and_then(|p| p.meta.as_ref())
+            .is_some_and(|m| m.version.is_some());
     if stateless && SESSION_ONLY.contains(&method) {
-        return Ok(None);
+        return Ok(());
     }
-    let Value::Object(object) = &params else {
+    let Some(params) = params else {
         return Err("`params` must be an object".into());
     };
     for (name, field) in fields {
-        field.check(name, object.get(*name))?;
+        field.check(name, params.fields.get(*name))?;
     }
-    Ok(Some(params))
+    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -336,6 +450,53 @@ mod tests {
         ] {
             assert_eq!(check(ok.as_bytes(), false), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn members_in_any_order_are_read_alike() {
+        // Params before the method are kept as text and read afterwards.
+        for msg in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1}}"#,
+            r#"{"params":{"name":1},"method":"tools/call","jsonrpc":"2.0","id":1}"#,
+        ] {
+            assert_eq!(code(msg), Some(-32602), "{msg}");
+        }
+        let read = |msg: &str| match decode(msg.as_bytes(), false).unwrap() {
+            Message::Request(r) => r.params.unwrap().fields["name"].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            read(r#"{"params":{"name":"e"},"id":1,"jsonrpc":"2.0","method":"tools/call"}"#),
+            json!("e")
+        );
+        // An escaped member name is the name it spells.
+        assert_eq!(
+            read(r#"{"jsonrpc":"2.0","\u0069d":1,"method":"tools/call","params":{"name":"e"}}"#),
+            json!("e")
+        );
+        // A notification keeps its params as sent.
+        match decode(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#,
+            false,
+        ) {
+            Ok(Message::Notification {
+                params: Some(p), ..
+            }) => assert_eq!(p.get(), r#"{"requestId":7}"#),
+            other => panic!("{other:?}"),
+        }
+        // A member twice is malformed; a `null` result is no result.
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#),
+            Some(-32700)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"result":null}"#),
+            Some(-32600)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1,{"a":2}]}"#),
+            None
+        );
     }
 
     #[test]

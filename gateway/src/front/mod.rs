@@ -6,5 +6,6 @@ pub(crate) mod engine;
 pub mod http;
 pub(crate) mod jsonrpc;
 mod lists;
+mod params;
 pub(crate) mod session;
 pub(crate) mod stdio;

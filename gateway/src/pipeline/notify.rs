@@ -8,7 +8,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -118,6 +118,13 @@ impl Outbox {
     }
 }
 
+/// Resource subscriptions held by the sessions of this process, and
+/// sessions that asked for log messages. While one is zero, an event needs
+/// no look at the sessions, however many there are. Process-wide: more
+/// gateways in one process only make that look happen more often.
+static SUBSCRIBED: AtomicUsize = AtomicUsize::new(0);
+static LOGGING: AtomicUsize = AtomicUsize::new(0);
+
 /// What one 2025-11-25 session asked for, and where its messages go.
 #[derive(Default)]
 pub struct SessionState {
@@ -155,12 +162,16 @@ impl SessionState {
         if uris.len() >= MAX_SUBSCRIPTIONS && !uris.contains(uri) {
             return false;
         }
-        uris.insert(uri.to_string());
+        if uris.insert(uri.to_string()) {
+            SUBSCRIBED.fetch_add(1, Ordering::Relaxed);
+        }
         true
     }
 
     pub fn unsubscribe(&self, uri: &str) {
-        self.uris.lock().expect("uris lock").remove(uri);
+        if self.uris.lock().expect("uris lock").remove(uri) {
+            SUBSCRIBED.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn wants(&self, uri: &str) -> bool {
@@ -169,7 +180,15 @@ impl SessionState {
 
     #[allow(deprecated)]
     pub fn set_log_level(&self, level: LoggingLevel) {
-        *self.log_level.lock().expect("level lock") = Some(level as u8);
+        if self
+            .log_level
+            .lock()
+            .expect("level lock")
+            .replace(level as u8)
+            .is_none()
+        {
+            LOGGING.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[allow(deprecated)]
@@ -178,6 +197,23 @@ impl SessionState {
             .lock()
             .expect("level lock")
             .is_some_and(|min| level as u8 >= min)
+    }
+}
+
+impl Drop for SessionState {
+    fn drop(&mut self) {
+        let uris = self
+            .uris
+            .get_mut()
+            .map_or_else(|e| e.into_inner().len(), |u| u.len());
+        SUBSCRIBED.fetch_sub(uris, Ordering::Relaxed);
+        let logging = self
+            .log_level
+            .get_mut()
+            .map_or_else(|e| e.into_inner().is_some(), |l| l.is_some());
+        if logging {
+            LOGGING.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -325,7 +361,10 @@ impl Notifier {
         // session subscribed (a reload, or a provider that appeared later).
         let sees = |c: &pb::Caller| self.visibility.sees_uri(c, uri);
         let params = || json!({"uri": uri});
-        let targets = self.live_sessions(|s| s.wants(uri) && sees(&s.caller()));
+        let targets = match SUBSCRIBED.load(Ordering::Relaxed) {
+            0 => Vec::new(),
+            _ => self.live_sessions(|s| s.wants(uri) && sees(&s.caller())),
+        };
         if !targets.is_empty() {
             let message = notification("notifications/resources/updated", params());
             for s in targets {
@@ -350,6 +389,9 @@ impl Notifier {
         provider: Option<&str>,
         data: impl FnOnce() -> Value,
     ) {
+        if LOGGING.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let visible = |s: &SessionState| {
             provider.is_none_or(|p| self.visibility.sees_provider(&s.caller(), p))
         };

@@ -295,11 +295,7 @@ async fn answer(
     ends: CancellationToken,
     listen_ends: CancellationToken,
 ) -> Response {
-    let wants_progress = call
-        .params
-        .get("_meta")
-        .and_then(|m| m.get("progressToken"))
-        .is_some();
+    let wants_progress = call.wants_progress();
     let ends = Some(ends);
     // Runs in the connection's own task. A client that goes away drops it:
     // the provider call is reset (the provider sees the cancellation) and

@@ -166,7 +166,7 @@ impl Dispatcher {
         cx: &RequestCx,
         name: &str,
         args: Option<JsonObject>,
-        meta: Option<JsonObject>,
+        meta: Vec<u8>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
         let span = cx.span(|| {
@@ -195,7 +195,7 @@ impl Dispatcher {
         trace: &CallFacts,
         name: &str,
         args: Option<JsonObject>,
-        meta: Option<JsonObject>,
+        meta: Vec<u8>,
         progress: Option<ProgressFn>,
     ) -> Result<CallToolResult, GatewayError> {
         let entry = self.visibility.visible_tool(&cx.caller, name)?;
@@ -252,9 +252,7 @@ impl Dispatcher {
             tool: entry.name.clone(),
             arguments,
             caller: Some(cx.caller.clone()),
-            meta: meta
-                .map(|m| convert::object_to_bytes(&m))
-                .unwrap_or_default(),
+            meta,
         };
         let up = &entry.upstream;
         // Safe to repeat only if the tool says so and the client has not
