@@ -32,72 +32,91 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let normalized = event.normalized_metadata();
-        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        w.write_str("{\"timestamp\":\"")?;
-        rfc3339(&mut w, SystemTime::now())?;
-        w.write_str("\",\"level\":\"")?;
-        w.write_str(meta.level().as_str())?;
-        w.write_char('"')?;
-        let mut fields = Fields {
-            w: &mut w,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        w.write_str(",\"target\":")?;
-        string(&mut w, meta.target())?;
-        let span = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(span) = span {
-            w.write_str(",\"span\":{")?;
-            let ext = span.extensions();
-            let stored = ext
-                .get::<FormattedFields<JsonFields>>()
-                .map(|f| f.fields.as_str())
-                .unwrap_or_default();
-            // Stored as a JSON object (JsonFields): its members go in as they are.
-            let members = stored
-                .strip_prefix('{')
-                .and_then(|s| s.strip_suffix('}'))
-                .unwrap_or_default();
-            if !members.is_empty() {
-                w.write_str(members)?;
-                w.write_char(',')?;
-            }
-            w.write_str("\"name\":")?;
-            string(&mut w, span.name())?;
-            w.write_char('}')?;
+        // Built in a buffer of our own, then handed over in one write: each
+        // small write into `Writer` is a dynamic call. A log call made while
+        // a field is formatted gets a buffer of its own.
+        thread_local! {
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        w.write_str("}\n")
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                let r = line_of(&mut line, ctx, event);
+                r.and_then(|()| w.write_str(&line))
+            }
+            Err(_) => {
+                let mut line = String::new();
+                line_of(&mut line, ctx, event).and_then(|()| w.write_str(&line))
+            }
+        })
     }
 }
 
+fn line_of<S>(w: &mut String, ctx: &FmtContext<'_, S, JsonFields>, event: &Event<'_>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    w.push_str("{\"timestamp\":\"");
+    rfc3339(w, SystemTime::now())?;
+    w.push_str("\",\"level\":\"");
+    w.push_str(meta.level().as_str());
+    w.push('"');
+    let mut fields = Fields { w, result: Ok(()) };
+    event.record(&mut fields);
+    fields.result?;
+    w.push_str(",\"target\":");
+    string(w, meta.target())?;
+    let span = event
+        .parent()
+        .and_then(|id| ctx.span(id))
+        .or_else(|| ctx.lookup_current());
+    if let Some(span) = span {
+        w.push_str(",\"span\":{");
+        let ext = span.extensions();
+        let stored = ext
+            .get::<FormattedFields<JsonFields>>()
+            .map(|f| f.fields.as_str())
+            .unwrap_or_default();
+        // Stored as a JSON object (JsonFields): its members go in as they are.
+        let members = stored
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or_default();
+        if !members.is_empty() {
+            w.push_str(members);
+            w.push(',');
+        }
+        w.push_str("\"name\":");
+        string(w, span.name())?;
+        w.push('}');
+    }
+    w.push_str("}\n");
+    Ok(())
+}
+
 /// Writes each field as `,"name":value`.
-struct Fields<'a, 'w> {
-    w: &'a mut Writer<'w>,
+struct Fields<'a> {
+    w: &'a mut String,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl Fields<'_> {
     fn name(&mut self, field: &Field) -> bool {
         // tracing-log's own fields: the normalized metadata carries them.
         if field.name().starts_with("log.") || self.result.is_err() {
             return false;
         }
         // Field names are Rust identifiers (with dots): nothing to escape.
-        self.result = self
-            .w
-            .write_str(",\"")
-            .and_then(|()| self.w.write_str(field.name()))
-            .and_then(|()| self.w.write_str("\":"));
-        self.result.is_ok()
+        self.w.push_str(",\"");
+        self.w.push_str(field.name());
+        self.w.push_str("\":");
+        true
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.name(field) {
             self.result = string(self.w, value);

@@ -2,7 +2,10 @@
 //! gateway reads four keys of it, and hands the rest to the provider as
 //! the client wrote it, instead of building a tree and writing it out again.
 
-use std::{borrow::Borrow, fmt};
+use std::{
+    borrow::{Borrow, Cow},
+    fmt,
+};
 
 use serde::{
     Deserialize, Deserializer,
@@ -47,26 +50,27 @@ impl Meta<&RawValue> {
         #[derive(Deserialize)]
         struct Keys<'a> {
             #[serde(borrow, rename = "io.modelcontextprotocol/protocolVersion")]
-            version: Option<&'a RawValue>,
+            version: Option<Cow<'a, str>>,
             #[serde(borrow, rename = "io.modelcontextprotocol/clientCapabilities")]
             capabilities: Option<&'a RawValue>,
             #[serde(borrow)]
-            traceparent: Option<&'a RawValue>,
+            traceparent: Option<Cow<'a, str>>,
             #[serde(borrow, rename = "progressToken")]
             progress_token: Option<&'a RawValue>,
         }
-        let string = |r: Option<&RawValue>| r.and_then(|r| serde_json::from_str(r.get()).ok());
         match serde_json::from_str::<Keys>(raw.get()) {
             Ok(k) => Meta {
                 raw,
-                version: string(k.version),
+                version: k.version.map(Cow::into_owned),
                 capabilities: k.capabilities.is_some_and(|c| c.get().starts_with('{')),
-                traceparent: string(k.traceparent),
+                traceparent: k.traceparent.map(Cow::into_owned),
                 progress_token: k
                     .progress_token
                     .and_then(|t| serde_json::from_str(t.get()).ok()),
             },
-            // A key sent twice: read it as a tree does, the last one wins.
+            // A key sent twice, or a string key holding something else:
+            // read it as a tree does (the last one wins; a wrong type is
+            // no value).
             Err(_) => {
                 let tree: Map<String, Value> = serde_json::from_str(raw.get()).unwrap_or_default();
                 let string = |k: &str| tree.get(k).and_then(Value::as_str).map(str::to_string);

@@ -3,6 +3,8 @@
 //! `x-mcp-header`, `Mcp-Param-{Name}`. Middleboxes route on them without
 //! reading the body, so each must be present once and match the body.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use http::HeaderMap;
 use serde_json::{Map, Value};
@@ -39,7 +41,7 @@ where
 
 /// A header value as sent: plain, or `=?base64?…?=` for values that are not
 /// plain visible ASCII.
-fn decode(raw: &str) -> Option<String> {
+fn decode(raw: &str) -> Option<Cow<'_, str>> {
     match raw
         .strip_prefix("=?base64?")
         .and_then(|r| r.strip_suffix("?="))
@@ -47,8 +49,9 @@ fn decode(raw: &str) -> Option<String> {
         Some(b64) => base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
-            .and_then(|b| String::from_utf8(b).ok()),
-        None => Some(raw.trim_matches([' ', '\t']).to_string()),
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Cow::Owned),
+        None => Some(Cow::Borrowed(raw.trim_matches([' ', '\t']))),
     }
 }
 
