@@ -506,7 +506,7 @@ async fn scenarios(cx: &mut Ctx) -> anyhow::Result<()> {
         peak = peak.max(gw.memory().rss_mb);
         wait_no_sessions(gw.addr).await?;
     }
-    // The trimmer runs every 2 s.
+    // The trimmer runs every second.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = gw.memory().rss_mb;
     cx.figure_row("session churn peak RSS", peak, "MB");
