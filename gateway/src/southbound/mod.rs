@@ -3,6 +3,7 @@
 mod breaker;
 pub mod cache;
 mod conn;
+pub(crate) mod slot;
 mod wire;
 
 pub use breaker::{Breaker, BreakerState};
@@ -37,7 +38,8 @@ use crate::config::ProviderConfig;
 struct Pool {
     endpoint: Endpoint,
     control: std::sync::OnceLock<Channel>,
-    calls: Vec<conn::Conn>,
+    /// `pool_size` connections per [`slot`]; each connects when first used.
+    calls: Vec<Vec<conn::Conn>>,
 }
 
 impl Pool {
@@ -104,8 +106,12 @@ fn build_pool(
     Ok(Pool {
         endpoint,
         control: Default::default(),
-        calls: (0..config.pool_size)
-            .map(|_| conn::Conn::new(target.clone()))
+        calls: (0..slot::count())
+            .map(|_| {
+                (0..config.pool_size)
+                    .map(|_| conn::Conn::new(target.clone()))
+                    .collect()
+            })
             .collect(),
     })
 }
@@ -279,7 +285,8 @@ impl Upstream {
     /// spreads over the whole pool.
     fn pick(&self, calls: usize) -> usize {
         let others = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
-        (others / CALLS_PER_CHANNEL).min(calls - 1)
+        // Calls in flight are counted over all front-door threads.
+        (others / (CALLS_PER_CHANNEL * slot::front_workers())).min(calls - 1)
     }
 
     /// The connection for health checks and discovery: under heavy call
@@ -340,7 +347,8 @@ impl Upstream {
     ) -> Result<Streaming<Resp>, Status> {
         let body = wire::frame(msg, self.max_payload)?;
         let pool = self.channels.load_full();
-        let conn = &pool.calls[self.pick(pool.calls.len())];
+        let calls = &pool.calls[slot::current().min(pool.calls.len() - 1)];
+        let conn = &calls[self.pick(calls.len())];
         conn.call(rpc, body, || {
             let mut headers = Self::metadata(correlation_id, traceparent).into_headers();
             if let Some(t) = timeout {

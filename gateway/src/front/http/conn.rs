@@ -46,6 +46,11 @@ pub(crate) struct ConnLimits {
 
 /// Serves `app` on `listener` until `stop` fires, then lets each connection
 /// finish its requests; returns when all are closed.
+///
+/// A thread per core accepts and serves, each on a single-threaded runtime
+/// of its own: a connection's requests, their provider calls (see
+/// `southbound::slot`) and their answers stay on one thread, instead of
+/// being handed between the shared runtime's workers (docs/performance.md).
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<mcp_gateway_proto::tls::ReloadingAcceptor>,
@@ -53,8 +58,103 @@ pub(crate) async fn serve(
     limits: ConnLimits,
     stop: CancellationToken,
 ) {
+    // The serving threads outlive this future unless told: stop them when
+    // it is dropped too (a caller's runtime that ends, a select).
+    let stop = stop.child_token();
+    let _stop_when_dropped = stop.clone().drop_guard();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
+    let shared = Shared {
+        tls,
+        app,
+        limits,
+        stop,
+        slots,
+        connections,
+    };
+    let workers = crate::southbound::slot::front_workers();
+    if workers <= 1 {
+        return accept(listener, shared).await;
+    }
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the listener to the serving threads");
+            return;
+        }
+    };
+    let mut done = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let started = listener.try_clone().and_then(|l| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("mcp-front-{worker}"))
+                .spawn(move || serve_on_thread(worker, l, shared, tx))
+        });
+        match started {
+            Ok(_) => done.push(rx),
+            Err(e) => tracing::error!(worker, error = %e, "cannot start a serving thread"),
+        }
+    }
+    if done.is_empty() {
+        // No thread could start: serve here instead.
+        if let Ok(l) = TcpListener::from_std(listener) {
+            accept(l, shared).await;
+        }
+        return;
+    }
+    for rx in done {
+        let _ = rx.await;
+    }
+}
+
+/// What every serving thread shares.
+#[derive(Clone)]
+struct Shared {
+    tls: Option<mcp_gateway_proto::tls::ReloadingAcceptor>,
+    app: App,
+    limits: ConnLimits,
+    stop: CancellationToken,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
+}
+
+fn serve_on_thread(
+    worker: usize,
+    listener: std::net::TcpListener,
+    shared: Shared,
+    done: tokio::sync::oneshot::Sender<()>,
+) {
+    crate::southbound::slot::enter_front_worker(worker);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker, error = %e, "cannot start a serving thread's runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        match TcpListener::from_std(listener) {
+            Ok(l) => accept(l, shared).await,
+            Err(e) => tracing::error!(worker, error = %e, "cannot listen on a serving thread"),
+        }
+    });
+    let _ = done.send(());
+}
+
+async fn accept(listener: TcpListener, shared: Shared) {
+    let Shared {
+        tls,
+        app,
+        limits,
+        stop,
+        slots,
+        connections,
+    } = shared;
     let mut failures = 0u32;
     let mut backoff =
         crate::backoff::Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
