@@ -11,7 +11,7 @@
 use std::{
     sync::{
         OnceLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -19,11 +19,32 @@ use std::{
 const PERIOD: Duration = Duration::from_secs(1);
 
 static DIRTY: AtomicBool = AtomicBool::new(false);
+/// Bumped by [`freed`]: each serving thread purges its own heap once per bump.
+static FREED: AtomicU64 = AtomicU64::new(0);
 static STARTED: OnceLock<()> = OnceLock::new();
 
 /// Notes that a sizeable amount of memory was just freed.
 pub(crate) fn freed() {
     DIRTY.store(true, Ordering::Relaxed);
+    FREED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The same on the current thread's runtime, for a thread with a heap of
+/// its own (a serving thread): mimalloc gives back a thread's empty pages
+/// only when that thread collects.
+pub(crate) fn collect_this_thread() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = FREED.load(Ordering::Relaxed);
+        loop {
+            tick.tick().await;
+            let now = FREED.load(Ordering::Relaxed);
+            // SAFETY: as in `trim`; `force` only after sessions ended.
+            unsafe { libmimalloc_sys::mi_collect(now != seen) };
+            seen = now;
+        }
+    });
 }
 
 /// Starts the trimming task once per process (needs a tokio runtime).

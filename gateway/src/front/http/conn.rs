@@ -30,7 +30,7 @@ use mcp_gateway_proto::tls::TlsAcceptor;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{Notify, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc},
     time::Instant,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -73,41 +73,33 @@ pub(crate) async fn serve(
         connections,
     };
     let workers = crate::southbound::slot::front_workers();
-    if workers <= 1 {
-        return accept(listener, shared).await;
-    }
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot hand the listener to the serving threads");
-            return;
-        }
-    };
+    let mut threads = Vec::with_capacity(workers);
     let mut done = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let started = listener.try_clone().and_then(|l| {
+    if workers > 1 {
+        for worker in 0..workers {
+            let (to_thread, from_acceptor) = mpsc::unbounded_channel();
+            let (finished, on_finish) = tokio::sync::oneshot::channel::<()>();
             let shared = shared.clone();
-            std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name(format!("mcp-front-{worker}"))
-                .spawn(move || serve_on_thread(worker, l, shared, tx))
-        });
-        match started {
-            Ok(_) => done.push(rx),
-            Err(e) => tracing::error!(worker, error = %e, "cannot start a serving thread"),
+                .spawn(move || serve_on_thread(worker, from_acceptor, shared, finished));
+            match started {
+                Ok(_) => {
+                    threads.push(to_thread);
+                    done.push(on_finish);
+                }
+                Err(e) => tracing::error!(worker, error = %e, "cannot start a serving thread"),
+            }
         }
     }
-    if done.is_empty() {
-        // No thread could start: serve here instead.
-        if let Ok(l) = TcpListener::from_std(listener) {
-            accept(l, shared).await;
-        }
-        return;
-    }
-    for rx in done {
-        let _ = rx.await;
+    accept(listener, shared, threads).await;
+    for on_finish in done {
+        let _ = on_finish.await;
     }
 }
+
+/// A connection handed to a serving thread.
+type Accepted = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
 /// What every serving thread shares.
 #[derive(Clone)]
@@ -120,11 +112,25 @@ struct Shared {
     connections: TaskTracker,
 }
 
+impl Shared {
+    /// Serves one connection on the current thread's runtime.
+    fn spawn(&self, tcp: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        let tls = self.tls.as_ref().map(|a| a.current());
+        let (app, stop, limits) = (self.app.clone(), self.stop.clone(), self.limits);
+        self.connections.spawn(async move {
+            let _slot = slot;
+            serve_one(tcp, peer, tls, app, limits, stop).await;
+        });
+    }
+}
+
+/// Serves the connections the acceptor hands over until it stops, then
+/// waits for them to close.
 fn serve_on_thread(
     worker: usize,
-    listener: std::net::TcpListener,
+    mut accepted: mpsc::UnboundedReceiver<Accepted>,
     shared: Shared,
-    done: tokio::sync::oneshot::Sender<()>,
+    finished: tokio::sync::oneshot::Sender<()>,
 ) {
     crate::southbound::slot::enter_front_worker(worker);
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -138,23 +144,32 @@ fn serve_on_thread(
         }
     };
     rt.block_on(async move {
-        match TcpListener::from_std(listener) {
-            Ok(l) => accept(l, shared).await,
-            Err(e) => tracing::error!(worker, error = %e, "cannot listen on a serving thread"),
+        crate::control::memory::collect_this_thread();
+        while let Some((tcp, peer, slot)) = accepted.recv().await {
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => shared.spawn(tcp, peer, slot),
+                Err(e) => tracing::debug!(%peer, error = %e, "cannot serve a connection"),
+            }
         }
+        shared.connections.wait().await;
     });
-    let _ = done.send(());
+    let _ = finished.send(());
 }
 
-async fn accept(listener: TcpListener, shared: Shared) {
-    let Shared {
-        tls,
-        app,
-        limits,
-        stop,
-        slots,
-        connections,
-    } = shared;
+/// Accepts until `stop`; hands each connection to the next serving thread
+/// in turn (the kernel would give a burst of them to whichever thread woke
+/// first), or serves it here when there are none.
+async fn accept(
+    listener: TcpListener,
+    shared: Shared,
+    threads: Vec<mpsc::UnboundedSender<Accepted>>,
+) {
+    let (slots, stop, connections) = (
+        shared.slots.clone(),
+        shared.stop.clone(),
+        shared.connections.clone(),
+    );
+    let mut next = 0usize;
     let mut failures = 0u32;
     let mut backoff =
         crate::backoff::Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
@@ -188,13 +203,20 @@ async fn accept(listener: TcpListener, shared: Shared) {
         // Every MCP response is latency-bound: no Nagle (session responses
         // are SSE bodies written in several small chunks).
         let _ = tcp.set_nodelay(true);
-        let tls = tls.as_ref().map(|a| a.current());
-        let (app, stop) = (app.clone(), stop.clone());
-        connections.spawn(async move {
-            let _slot = slot;
-            serve_one(tcp, peer, tls, app, limits, stop).await;
-        });
+        if threads.is_empty() {
+            shared.spawn(tcp, peer, slot);
+            continue;
+        }
+        next = (next + 1) % threads.len();
+        match tcp.into_std() {
+            Ok(tcp) => {
+                // A thread that ended drops what it is sent, which closes it.
+                let _ = threads[next].send((tcp, peer, slot));
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "cannot hand a connection over"),
+        }
     }
+    drop(threads);
     connections.close();
     connections.wait().await;
 }
