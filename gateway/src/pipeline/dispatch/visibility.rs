@@ -228,3 +228,72 @@ impl Visibility {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    type Entry = Arc<(&'static str, &'static str)>;
+    type Entries = HashMap<&'static str, Entry>;
+
+    /// A catalog of `(provider, exposed name)` entries, `p.secret` denied.
+    fn setup() -> (Visibility, Entries) {
+        let config = crate::config::Config::parse(
+            "providers: []\npolicy:\n  rules:\n    - tools: [\"p.secret\"]\n      effect: deny\n",
+        )
+        .unwrap();
+        let registry = crate::pipeline::registry::Registry::new(&config).unwrap();
+        let policy = Arc::new(Policy::new(&config.policy));
+        let entries = [("p.open", ("p", "p.open")), ("p.secret", ("p", "p.secret"))]
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
+        (Visibility::new(registry, policy), entries)
+    }
+
+    fn resolve(v: &Visibility, entries: &Entries, name: &str) -> Result<Entry, GatewayError> {
+        let caller = pb::Caller::default();
+        let lookup = |n: &str| {
+            entries.get(n).ok_or_else(|| {
+                // A short name both entries would match.
+                if n == "secret-or-open" {
+                    GatewayError::AmbiguousTool {
+                        name: n.to_string(),
+                        candidates: vec!["p.open".into(), "p.secret".into()],
+                    }
+                } else {
+                    GatewayError::UnknownTool(n.to_string())
+                }
+            })
+        };
+        v.resolve_visible(
+            &caller,
+            Kind::Tool,
+            name,
+            lookup,
+            |e| (e.0, e.1),
+            || GatewayError::UnknownTool(name.to_string()),
+            |name, candidates| GatewayError::AmbiguousTool { name, candidates },
+        )
+    }
+
+    #[test]
+    fn a_hidden_item_answers_exactly_like_an_unknown_one() {
+        let (v, entries) = setup();
+        assert_eq!(resolve(&v, &entries, "p.open").unwrap().1, "p.open");
+        let hidden = resolve(&v, &entries, "p.secret").unwrap_err().to_string();
+        let unknown = resolve(&v, &entries, "p.nope").unwrap_err().to_string();
+        assert_eq!(hidden, "unknown tool 'p.secret'");
+        assert_eq!(unknown, "unknown tool 'p.nope'");
+        // Ambiguity counts only what the caller may see: one candidate is left.
+        assert_eq!(resolve(&v, &entries, "secret-or-open").unwrap().1, "p.open");
+    }
+
+    #[test]
+    fn uris_no_provider_owns_reveal_nothing() {
+        let (v, _) = setup();
+        assert!(v.sees_uri(&pb::Caller::default(), "events://recent"));
+    }
+}
