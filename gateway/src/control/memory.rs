@@ -11,22 +11,41 @@
 use std::{
     sync::{
         OnceLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 const PERIOD: Duration = Duration::from_secs(1);
 
-static DIRTY: AtomicBool = AtomicBool::new(false);
-/// Bumped by [`freed`]: each serving thread purges its own heap once per bump.
+/// Bumped by [`freed`]; each collector looks whether it moved since its last tick.
 static FREED: AtomicU64 = AtomicU64::new(0);
 static STARTED: OnceLock<()> = OnceLock::new();
 
 /// Notes that a sizeable amount of memory was just freed.
 pub(crate) fn freed() {
-    DIRTY.store(true, Ordering::Relaxed);
     FREED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A tick every [`PERIOD`], saying whether memory was freed since the last.
+struct Ticks {
+    tick: tokio::time::Interval,
+    seen: u64,
+}
+
+impl Ticks {
+    fn new() -> Self {
+        let mut tick = tokio::time::interval(PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let seen = FREED.load(Ordering::Relaxed);
+        Self { tick, seen }
+    }
+
+    async fn next(&mut self) -> bool {
+        self.tick.tick().await;
+        let now = FREED.load(Ordering::Relaxed);
+        std::mem::replace(&mut self.seen, now) != now
+    }
 }
 
 /// The same on the current thread's runtime, for a thread with a heap of
@@ -34,15 +53,11 @@ pub(crate) fn freed() {
 /// only when that thread collects.
 pub(crate) fn collect_this_thread() {
     tokio::spawn(async {
-        let mut tick = tokio::time::interval(PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut seen = FREED.load(Ordering::Relaxed);
+        let mut ticks = Ticks::new();
         loop {
-            tick.tick().await;
-            let now = FREED.load(Ordering::Relaxed);
+            let freed = ticks.next().await;
             // SAFETY: as in `trim`; `force` only after sessions ended.
-            unsafe { libmimalloc_sys::mi_collect(now != seen) };
-            seen = now;
+            unsafe { libmimalloc_sys::mi_collect(freed) };
         }
     });
 }
@@ -51,11 +66,9 @@ pub(crate) fn collect_this_thread() {
 pub(crate) fn start_trimming() {
     STARTED.get_or_init(|| {
         tokio::spawn(async {
-            let mut tick = tokio::time::interval(PERIOD);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = Ticks::new();
             loop {
-                tick.tick().await;
-                if DIRTY.swap(false, Ordering::Relaxed) {
+                if ticks.next().await {
                     // Walks every arena: off the async workers.
                     let _ = tokio::task::spawn_blocking(trim).await;
                 } else {

@@ -194,8 +194,3 @@ pub fn prompt_message(m: pb::PromptMessage, uris: &UriMap) -> Result<PromptMessa
     let content = content(m.content.ok_or("prompt message has no content")?, uris)?;
     Ok(PromptMessage::new(role, content))
 }
-
-pub fn object_to_bytes(args: &JsonObject) -> Vec<u8> {
-    // Serializing a `Map` of already-parsed JSON cannot fail.
-    serde_json::to_vec(args).unwrap_or_else(|_| b"{}".to_vec())
-}
