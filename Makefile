@@ -12,8 +12,10 @@ CONFIG ?= providers.yaml
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BENCH_ARGS ?=
+# Minutes per soak phase (three phases: sessions, stateless, churn).
+SOAK_MINUTES ?= 30
 
-.PHONY: help build test fmt lint check-config nats-deps test-deps bench-deps bench link-order bench-micro run\:gateway run\:hello-rs proto\:gen
+.PHONY: help build test fmt lint check-config nats-deps test-deps bench-deps bench soak link-order bench-micro run\:gateway run\:hello-rs proto\:gen
 
 help:
 	@grep -E '^[a-z\\:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/\\//g; s/:.*## /\t/' | column -t -s $$'\t'
@@ -68,6 +70,11 @@ bench: bench-deps ## Release-build the gateway, hello-rs and mcp-bench; run the 
 	$(CARGO) build --release -p mcp-gateway
 	$(CARGO) build --release -p hello-rs -p bench
 	$(TARGET_DIR)/release/mcp-bench run --bin-dir $(TARGET_DIR)/release --out bench/results $(BENCH_ARGS)
+
+soak: ## Release-build; SOAK_MINUTES (30) per phase of fixed-rate load at 25% of capacity: sessions, stateless, churn (docs/performance.md)
+	$(CARGO) build --release -p mcp-gateway
+	$(CARGO) build --release -p hello-rs -p bench
+	$(TARGET_DIR)/release/mcp-bench soak --bin-dir $(TARGET_DIR)/release --out bench/results --minutes $(SOAK_MINUTES)
 
 link-order: bench-deps ## Regenerate gateway/link-order.txt (the functions the gateway runs, placed together by lld) from a callgrind run
 	$(CARGO) build --release -p mcp-gateway

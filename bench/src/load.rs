@@ -168,24 +168,17 @@ async fn closed_loop_raw(
     (s.hist.clone(), s.errors, s.first_error.clone())
 }
 
-/// Sends at a fixed `rate` regardless of how fast answers come back, and
-/// measures each latency from the request's *scheduled* send time, so a
-/// stall is charged to every request it delays (no coordinated omission).
-/// A pacer thread (precise `thread::sleep`, unlike tokio's 1 ms timer)
-/// releases the schedule; idle clients pick it up.
-pub async fn open_loop(
-    clients: Vec<Client>,
-    op: Op,
-    rate: f64,
-    warmup: Duration,
-    measure: Duration,
-) -> Stats {
-    let total = ((warmup + measure).as_secs_f64() * rate) as u64;
+/// The receiving end of a fixed-rate schedule.
+pub type Schedule = Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>>;
+
+/// A thread that releases `rate` send times a second for `length` (precise
+/// `thread::sleep`, unlike tokio's 1 ms timer); idle clients take them from
+/// the schedule. Returns when the schedule starts.
+pub fn pacer(rate: f64, length: Duration) -> (Instant, Schedule, std::thread::JoinHandle<()>) {
+    let total = (length.as_secs_f64() * rate) as u64;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let start = Instant::now() + Duration::from_millis(20);
-    let warm_end = start + warmup;
-    let pacer = std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let interval = Duration::from_secs_f64(1.0 / rate);
         for i in 0..total {
             let at = start + interval.mul_f64(i as f64);
@@ -198,6 +191,21 @@ pub async fn open_loop(
             }
         }
     });
+    (start, Arc::new(tokio::sync::Mutex::new(rx)), thread)
+}
+
+/// Sends at a fixed `rate` regardless of how fast answers come back, and
+/// measures each latency from the request's *scheduled* send time, so a
+/// stall is charged to every request it delays (no coordinated omission).
+pub async fn open_loop(
+    clients: Vec<Client>,
+    op: Op,
+    rate: f64,
+    warmup: Duration,
+    measure: Duration,
+) -> Stats {
+    let (start, rx, pacer) = pacer(rate, warmup + measure);
+    let warm_end = start + warmup;
     let shared = Shared::new();
     let mut tasks = Vec::new();
     for mut client in clients {

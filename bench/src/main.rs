@@ -12,6 +12,7 @@ mod load;
 mod procs;
 mod report;
 mod rmcp_echo;
+mod soak;
 mod synthetic;
 
 use std::{
@@ -71,6 +72,19 @@ enum Cmd {
         bin_dir: Option<PathBuf>,
         #[arg(long, default_value = "gateway/link-order.txt")]
         out: PathBuf,
+    },
+    /// The soak: fixed-rate echo at 25% of capacity on each revision and
+    /// with session churn, latency per slice and RSS every 30 s.
+    Soak {
+        /// Where the release binaries are (default: next to mcp-bench).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Where the JSON report goes.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+        /// Minutes per phase (three phases); the first sixth is the warm-up.
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
     },
     /// Serve a bare rmcp server with one `echo` tool at http://LISTEN/mcp.
     RmcpEcho {
@@ -145,6 +159,17 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::LinkOrder { bin_dir, out } => rt.block_on(async move {
             let (bins, work) = bins(bin_dir, None)?;
             let result = link_order::write(&bins, &out).await;
+            let _ = std::fs::remove_dir_all(&work);
+            result
+        }),
+        Cmd::Soak {
+            bin_dir,
+            out,
+            minutes,
+        } => rt.block_on(async move {
+            anyhow::ensure!(minutes >= 1.0, "--minutes: at least 1");
+            let (bins, work) = bins(bin_dir, None)?;
+            let result = soak::run(&bins, minutes, &out).await;
             let _ = std::fs::remove_dir_all(&work);
             result
         }),

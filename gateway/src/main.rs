@@ -9,6 +9,7 @@ use mcp_gateway::{Gateway, config::Config, telemetry};
 
 // mimalloc: allocation was a sixth of a call's instructions with glibc
 // (docs/performance.md, "Idle RSS" and the allocator rows).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

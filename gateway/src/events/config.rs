@@ -14,7 +14,8 @@ pub struct EventsConfig {
     /// dropped as duplicates.
     #[serde(with = "humantime_serde")]
     pub dedup_window: Duration,
-    /// Most `source` + `id` keys remembered for deduplication.
+    /// New `source` + `id` keys per window that deduplication is sure to
+    /// remember (it keeps at most twice as many).
     pub dedup_capacity: u64,
     /// How many events `events://recent` keeps.
     pub recent: usize,

@@ -8,6 +8,7 @@
 
 mod cloudevent;
 pub mod config;
+mod dedup;
 mod nats;
 
 mod stream_rpc;
@@ -106,9 +107,8 @@ pub struct Events {
     config: EventsConfig,
     registry: Arc<Registry>,
     sessions: Arc<Notifier>,
-    /// `source` + `id` seen recently. moka: bounded and per-entry TTL in one
-    /// maintained crate, with atomic insert-if-absent (`entry().or_insert`).
-    seen: moka::sync::Cache<String, ()>,
+    /// `source` + `id` seen recently.
+    seen: dedup::Seen,
     /// Kept as received; turned into JSON only when `events://recent` is read.
     recent: Mutex<VecDeque<Recent>>,
     counters: EventCounters,
@@ -122,10 +122,7 @@ impl Events {
         registry: Arc<Registry>,
         sessions: Arc<Notifier>,
     ) -> Arc<Self> {
-        let seen = moka::sync::Cache::builder()
-            .max_capacity(config.dedup_capacity)
-            .time_to_live(config.dedup_window)
-            .build();
+        let seen = dedup::Seen::new(config.dedup_window, config.dedup_capacity as usize);
         let state = if config.nats.is_some() {
             NatsState::Connecting
         } else {
@@ -218,12 +215,7 @@ impl Events {
     /// Runs one well-formed event through the pipeline. `provider` is known
     /// for the `Stream` RPC; for NATS it comes from `source`.
     pub fn handle(&self, ev: Event, provider: Option<&str>) -> Outcome {
-        let (source, id) = (ev.source().as_str(), ev.id());
-        let mut key = String::with_capacity(source.len() + 1 + id.len());
-        key.push_str(source);
-        key.push('\n');
-        key.push_str(id);
-        if !self.seen.entry(key).or_insert(()).is_fresh() {
+        if !self.seen.first(ev.source().as_str(), ev.id()) {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(source = %ev.source(), id = ev.id(), "duplicate event dropped");
             return Outcome::Duplicate;

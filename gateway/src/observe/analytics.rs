@@ -1,30 +1,70 @@
 //! Usage analytics over a recent window: counts, error rate and latency
-//! percentiles per tool, provider and caller, from an in-memory ring of the
-//! most recent calls (bounded, so memory is fixed whatever the traffic).
+//! percentiles per tool, provider and caller.
+//!
+//! Calls are aggregated per minute and per key (tool, provider, caller),
+//! each cell with a mergeable latency histogram, so memory is bounded by
+//! keys × minutes whatever the call rate, and a window of an hour covers
+//! an hour. The minute being filled keeps live histograms; a closed minute
+//! keeps only its histograms' non-empty bins.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    cell::RefCell,
+    collections::{BTreeMap, HashMap, VecDeque},
+    fmt::Write as _,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Enough for hours of a busy gateway; ~100 bytes each.
-const CAPACITY: usize = 100_000;
+/// Minutes kept, besides the one being filled: the longest window.
+pub const RETAINED_MINUTES: u64 = 60;
+/// Distinct keys per minute. Past it, a minute's further new keys are
+/// counted under [`OTHER`] in all three fields.
+pub const MAX_KEYS: usize = 1_000;
+/// The key of calls past [`MAX_KEYS`].
+pub const OTHER: &str = "(other)";
+/// Latencies in microseconds, at two significant digits; longer calls count
+/// as this long.
+const MAX_US: u64 = 3_600_000_000;
+const SEP: char = '\u{0}';
 
-struct Sample {
-    at: Instant,
-    tool: String,
-    provider: String,
-    caller: String,
-    error: bool,
-    duration_ms: f64,
+/// One key's calls in one minute.
+struct Cell {
+    count: u64,
+    errors: u64,
+    hist: Histogram<u32>,
 }
 
-#[derive(Default)]
+/// A closed minute's cell: the histogram's non-empty bins, as
+/// (highest value of the bin, count).
+struct Closed {
+    count: u64,
+    errors: u64,
+    bins: Box<[(u64, u64)]>,
+}
+
+struct Minute<C> {
+    index: u64,
+    /// Keyed by "tool\0provider\0caller".
+    cells: HashMap<Box<str>, C>,
+}
+
+struct Inner {
+    current: Minute<Cell>,
+    closed: VecDeque<Minute<Closed>>,
+}
+
 pub struct Analytics {
-    ring: Mutex<VecDeque<Sample>>,
+    start: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Self::starting_at(Instant::now())
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -46,20 +86,80 @@ pub struct Usage {
     pub by_caller: Vec<Group>,
 }
 
+/// Sized on demand (auto-resizing) up to the largest latency recorded, so
+/// a cell of sub-10 ms calls stays a few KB.
+fn histogram<T: hdrhistogram::Counter>() -> Histogram<T> {
+    Histogram::new(2).expect("valid precision")
+}
+
+fn bins(h: &Histogram<u32>) -> impl Iterator<Item = (u64, u64)> + '_ {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value() as u64))
+}
+
+thread_local! {
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 impl Analytics {
+    /// Minutes are counted from `start` (a test's synthetic clock).
+    pub(crate) fn starting_at(start: Instant) -> Self {
+        Self {
+            start,
+            inner: Mutex::new(Inner {
+                current: Minute {
+                    index: 0,
+                    cells: HashMap::new(),
+                },
+                closed: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn minute(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_secs() / 60
+    }
+
     /// Records one tool call. `error` covers failed calls and `isError` results.
     pub fn record(&self, tool: &str, provider: &str, caller: &str, error: bool, duration_ms: f64) {
-        let mut ring = self.ring.lock().expect("analytics lock");
-        if ring.len() == CAPACITY {
-            ring.pop_front();
-        }
-        ring.push_back(Sample {
-            at: Instant::now(),
-            tool: tool.to_string(),
-            provider: provider.to_string(),
-            caller: caller.to_string(),
-            error,
-            duration_ms,
+        self.record_at(Instant::now(), tool, provider, caller, error, duration_ms);
+    }
+
+    pub(crate) fn record_at(
+        &self,
+        at: Instant,
+        tool: &str,
+        provider: &str,
+        caller: &str,
+        error: bool,
+        duration_ms: f64,
+    ) {
+        let minute = self.minute(at);
+        let us = ((duration_ms * 1000.0) as u64).clamp(1, MAX_US);
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            let _ = write!(key, "{tool}{SEP}{provider}{SEP}{caller}");
+            let mut inner = self.inner.lock().expect("analytics lock");
+            inner.roll(minute);
+            let cells = &mut inner.current.cells;
+            let cell = match cells.get_mut(key.as_str()) {
+                Some(c) => c,
+                None => {
+                    let k: Box<str> = if cells.len() < MAX_KEYS {
+                        key.as_str().into()
+                    } else {
+                        format!("{OTHER}{SEP}{OTHER}{SEP}{OTHER}").into()
+                    };
+                    cells.entry(k).or_insert_with(|| Cell {
+                        count: 0,
+                        errors: 0,
+                        hist: histogram(),
+                    })
+                }
+            };
+            cell.count += 1;
+            cell.errors += u64::from(error);
+            let _ = cell.hist.record(us);
         });
     }
 
@@ -69,58 +169,163 @@ impl Analytics {
 
     /// Usage of the calls `keep(tool, provider, caller)` admits only.
     pub fn usage_of(&self, window: Duration, keep: impl Fn(&str, &str, &str) -> bool) -> Usage {
-        let ring = self.ring.lock().expect("analytics lock");
-        let since = Instant::now().checked_sub(window);
-        let recent: Vec<&Sample> = ring
-            .iter()
-            .filter(|s| since.is_none_or(|t| s.at >= t))
-            .filter(|s| keep(&s.tool, &s.provider, &s.caller))
-            .collect();
+        self.usage_at(Instant::now(), window, keep)
+    }
+
+    /// The minute `now` falls in and the whole minutes before it, as many
+    /// as `window` covers when rounded up (at most [`RETAINED_MINUTES`]).
+    pub(crate) fn usage_at(
+        &self,
+        now: Instant,
+        window: Duration,
+        keep: impl Fn(&str, &str, &str) -> bool,
+    ) -> Usage {
+        let now_minute = self.minute(now);
+        let minutes = window.as_secs().div_ceil(60).clamp(1, RETAINED_MINUTES);
+        let first = (now_minute + 1).saturating_sub(minutes);
+        let mut acc = Totals::default();
+        // Held until the groups are built: they borrow the keys.
+        let mut inner = self.inner.lock().expect("analytics lock");
+        inner.roll(now_minute);
+        for m in inner.closed.iter().filter(|m| m.index >= first) {
+            for (key, c) in &m.cells {
+                acc.add(key, c.count, c.errors, &keep, |h| {
+                    for &(v, n) in &c.bins {
+                        let _ = h.record_n(v, n);
+                    }
+                });
+            }
+        }
+        for (key, c) in &inner.current.cells {
+            acc.add(key, c.count, c.errors, &keep, |h| {
+                for (v, n) in bins(&c.hist) {
+                    let _ = h.record_n(v, n);
+                }
+            });
+        }
         Usage {
             window_seconds: window.as_secs(),
-            total: recent.len() as u64,
-            by_tool: groups(&recent, |s| &s.tool),
-            by_provider: groups(&recent, |s| &s.provider),
-            by_caller: groups(&recent, |s| &s.caller),
+            total: acc.total,
+            by_tool: groups(acc.by_tool),
+            by_provider: groups(acc.by_provider),
+            by_caller: groups(acc.by_caller),
         }
     }
 }
 
-fn groups(samples: &[&Sample], key: impl Fn(&Sample) -> &str) -> Vec<Group> {
-    let mut by: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
-    for s in samples {
-        by.entry(key(s)).or_default().push(s);
+impl Inner {
+    /// Closes the current minute when `minute` is a later one, and drops
+    /// minutes older than the retained ones.
+    fn roll(&mut self, minute: u64) {
+        if minute <= self.current.index {
+            return;
+        }
+        let done = std::mem::replace(
+            &mut self.current,
+            Minute {
+                index: minute,
+                cells: HashMap::new(),
+            },
+        );
+        if !done.cells.is_empty() {
+            let cells = done
+                .cells
+                .into_iter()
+                .map(|(k, c)| {
+                    let bins = bins(&c.hist).collect();
+                    let closed = Closed {
+                        count: c.count,
+                        errors: c.errors,
+                        bins,
+                    };
+                    (k, closed)
+                })
+                .collect();
+            self.closed.push_back(Minute {
+                index: done.index,
+                cells,
+            });
+        }
+        let oldest = minute.saturating_sub(RETAINED_MINUTES);
+        while self.closed.front().is_some_and(|m| m.index < oldest) {
+            self.closed.pop_front();
+        }
     }
-    by.into_iter()
-        .map(|(k, v)| {
-            let mut d: Vec<f64> = v.iter().map(|s| s.duration_ms).collect();
-            d.sort_by(f64::total_cmp);
-            let errors = v.iter().filter(|s| s.error).count() as u64;
-            let count = v.len() as u64;
-            Group {
-                key: k.to_string(),
-                count,
-                errors,
-                error_rate: errors as f64 / count as f64,
-                p50_ms: percentile(&d, 0.50),
-                p95_ms: percentile(&d, 0.95),
-            }
-        })
-        .collect()
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+struct Agg {
+    count: u64,
+    errors: u64,
+    hist: Histogram<u64>,
+}
+
+#[derive(Default)]
+struct Totals<'a> {
+    total: u64,
+    by_tool: BTreeMap<&'a str, Agg>,
+    by_provider: BTreeMap<&'a str, Agg>,
+    by_caller: BTreeMap<&'a str, Agg>,
+}
+
+impl<'a> Totals<'a> {
+    fn add(
+        &mut self,
+        key: &'a str,
+        count: u64,
+        errors: u64,
+        keep: impl Fn(&str, &str, &str) -> bool,
+        fill: impl Fn(&mut Histogram<u64>),
+    ) {
+        let mut parts = key.splitn(3, SEP);
+        let (tool, provider, caller) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        if !keep(tool, provider, caller) {
+            return;
+        }
+        self.total += count;
+        for (map, k) in [
+            (&mut self.by_tool, tool),
+            (&mut self.by_provider, provider),
+            (&mut self.by_caller, caller),
+        ] {
+            let a = map.entry(k).or_insert_with(|| Agg {
+                count: 0,
+                errors: 0,
+                hist: histogram(),
+            });
+            a.count += count;
+            a.errors += errors;
+            fill(&mut a.hist);
+        }
     }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn groups(by: BTreeMap<&str, Agg>) -> Vec<Group> {
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    by.into_iter()
+        .map(|(k, a)| Group {
+            key: k.to_string(),
+            count: a.count,
+            errors: a.errors,
+            error_rate: a.errors as f64 / a.count.max(1) as f64,
+            p50_ms: ms(&a.hist, 0.50),
+            p95_ms: ms(&a.hist, 0.95),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn near(a: f64, b: f64) -> bool {
+        (a - b).abs() <= b * 0.01
+    }
 
     #[test]
     fn groups_and_percentiles() {
@@ -133,9 +338,71 @@ mod tests {
         assert_eq!(u.total, 101);
         let t = &u.by_tool[0];
         assert_eq!((t.key.as_str(), t.count, t.errors), ("p.t", 100, 10));
-        assert_eq!((t.p50_ms, t.p95_ms), (50.0, 95.0));
+        assert!(near(t.p50_ms, 50.0) && near(t.p95_ms, 95.0), "{t:?}");
         assert!((t.error_rate - 0.1).abs() < 1e-9);
         assert_eq!(u.by_caller[1].key, "bob");
         assert_eq!(u.by_provider.len(), 2);
+    }
+
+    /// 1,500 calls a second for three minutes on a synthetic clock: an
+    /// hour's window still counts all of them an hour on, where a ring of
+    /// the last 100,000 calls held 67 s, and then drops them.
+    #[test]
+    fn an_hour_means_an_hour_at_a_high_rate() {
+        let t0 = Instant::now();
+        let a = Analytics::starting_at(t0);
+        let calls = 1_500 * 180u64;
+        for i in 0..calls {
+            let at = t0 + Duration::from_micros(i * 1_000_000 / 1_500);
+            let ms = if i % 100 == 0 { 8.0 } else { 0.7 };
+            a.record_at(at, "hello.echo", "hello", "alice", i % 1000 == 0, ms);
+        }
+        let hour = Duration::from_secs(3600);
+        let all = |u: &Usage| (u.total, u.by_tool.first().map(|g| g.errors));
+        let u = a.usage_at(t0 + 3 * MIN, hour, |_, _, _| true);
+        assert_eq!(all(&u), (calls, Some(calls / 1000)));
+        let g = &u.by_tool[0];
+        assert!(near(g.p50_ms, 0.7), "{g:?}");
+        assert!(near(g.p95_ms, 0.7) && g.p95_ms < 1.0, "{g:?}");
+        // 59 minutes later the first minute's calls are still in the hour.
+        let u = a.usage_at(t0 + 59 * MIN + Duration::from_secs(30), hour, |_, _, _| {
+            true
+        });
+        assert_eq!(all(&u), (calls, Some(calls / 1000)));
+        assert!(near(u.by_tool[0].p50_ms, 0.7));
+        // A quarter of an hour on, the shorter window sees none of them.
+        let quarter = Duration::from_secs(900);
+        let u = a.usage_at(t0 + 18 * MIN, quarter, |_, _, _| true);
+        assert_eq!(u.total, 0);
+        // Past the hour, the first minute is gone, then all.
+        let u = a.usage_at(t0 + 60 * MIN + Duration::from_secs(1), hour, |_, _, _| true);
+        assert_eq!(u.total, calls - 1_500 * 60);
+        let u = a.usage_at(t0 + 63 * MIN, hour, |_, _, _| true);
+        assert_eq!(u.total, 0);
+        assert!(a.inner.lock().unwrap().closed.is_empty());
+    }
+
+    #[test]
+    fn keys_past_the_cap_are_counted_as_other() {
+        let a = Analytics::default();
+        for i in 0..MAX_KEYS + 5 {
+            a.record(&format!("t{i}"), "p", "c", false, 1.0);
+        }
+        let u = a.usage(MIN);
+        assert_eq!(u.total as usize, MAX_KEYS + 5);
+        let other = u.by_tool.iter().find(|g| g.key == OTHER).expect("other");
+        assert_eq!(other.count, 5);
+        assert_eq!(u.by_tool.len(), MAX_KEYS + 1);
+    }
+
+    #[test]
+    fn the_filter_sees_each_field() {
+        let a = Analytics::default();
+        a.record("p.t", "p", "alice", false, 1.0);
+        a.record("p.t", "p", "bob", true, 1.0);
+        let u = a.usage_of(MIN, |tool, provider, caller| {
+            tool == "p.t" && provider == "p" && caller == "bob"
+        });
+        assert_eq!((u.total, u.by_caller[0].errors), (1, 1));
     }
 }

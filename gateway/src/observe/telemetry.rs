@@ -16,7 +16,7 @@ pub fn init_logging() -> TracingGuard {
     mcp_gateway_proto::trace::init_logging("mcp-gateway", DEFAULT_FILTER)
 }
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -25,6 +25,10 @@ const DURATION_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
+
+/// How often recorded durations are folded into their buckets (the
+/// exporter's own default when it runs the upkeep itself).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The process-wide Prometheus recorder. Metric names follow the
 /// OpenTelemetry semantic conventions for MCP where they exist
@@ -40,6 +44,19 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may exist (embedding, tests): then ours only renders.
         let _ = metrics::set_global_recorder(recorder);
+        // `build_recorder` leaves upkeep to us: until it runs, every duration
+        // recorded stays in the histogram's raw sample buffer, so without a
+        // scrape of /metrics memory grew with each call (docs/performance.md,
+        // the soak).
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }

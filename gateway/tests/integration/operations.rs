@@ -193,6 +193,16 @@ async fn usage_analytics_per_tool_provider_and_caller() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // Longer than the hour the analytics keep: refused, naming the rule.
+    let long = reqwest::get(format!("{}/api/v1/analytics/usage?window=2h", gw.base()))
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 400);
+    let text = long.text().await.unwrap();
+    assert!(
+        text.contains("window") && text.contains("at most 1h"),
+        "{text}"
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
     client.cancel().await.unwrap();
     gw.shutdown().await;

@@ -494,6 +494,8 @@ struct UsageQuery {
     window: Option<String>,
 }
 
+const MAX_WINDOW: Duration = Duration::from_secs(crate::observe::analytics::RETAINED_MINUTES * 60);
+
 async fn usage(
     State(s): State<AppState>,
     axum::Extension(who): axum::Extension<Operator>,
@@ -501,10 +503,12 @@ async fn usage(
 ) -> Response {
     let window = match q.window.as_deref().map(humantime::parse_duration) {
         None => Duration::from_secs(3600),
-        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Ok(d)) if !d.is_zero() && d <= MAX_WINDOW => d,
         Some(_) => {
-            return Refusal::bad_query("window: expected a duration such as 15m or 1h")
-                .into_response();
+            return Refusal::bad_query(
+                "window: expected a duration such as 15m or 1h, at most 1h (the analytics keep the last hour, by minute)",
+            )
+            .into_response();
         }
     };
     let d = s.gateway.dispatcher();
