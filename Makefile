@@ -14,6 +14,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BENCH_ARGS ?=
 # Minutes per soak phase (three phases: sessions, stateless, churn).
 SOAK_MINUTES ?= 30
+# Phases to run, comma-separated (session,stateless,churn; default all).
+SOAK_PHASES ?=
 
 .PHONY: help build test fmt lint check-config nats-deps test-deps bench-deps bench soak link-order bench-micro run\:gateway run\:hello-rs proto\:gen
 
@@ -74,7 +76,7 @@ bench: bench-deps ## Release-build the gateway, hello-rs and mcp-bench; run the 
 soak: ## Release-build; SOAK_MINUTES (30) per phase of fixed-rate load at 25% of capacity: sessions, stateless, churn (docs/performance.md)
 	$(CARGO) build --release -p mcp-gateway
 	$(CARGO) build --release -p hello-rs -p bench
-	$(TARGET_DIR)/release/mcp-bench soak --bin-dir $(TARGET_DIR)/release --out bench/results --minutes $(SOAK_MINUTES)
+	$(TARGET_DIR)/release/mcp-bench soak --bin-dir $(TARGET_DIR)/release --out bench/results --minutes $(SOAK_MINUTES) $(if $(SOAK_PHASES),--phases $(SOAK_PHASES))
 
 link-order: bench-deps ## Regenerate gateway/link-order.txt (the functions the gateway runs, placed together by lld) from a callgrind run
 	$(CARGO) build --release -p mcp-gateway

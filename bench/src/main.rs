@@ -85,6 +85,9 @@ enum Cmd {
         /// Minutes per phase (three phases); the first sixth is the warm-up.
         #[arg(long, default_value_t = 30.0)]
         minutes: f64,
+        /// Which phases, in order (default: all three).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        phases: Vec<soak::Phase>,
     },
     /// Serve a bare rmcp server with one `echo` tool at http://LISTEN/mcp.
     RmcpEcho {
@@ -166,10 +169,16 @@ fn real_main() -> anyhow::Result<()> {
             bin_dir,
             out,
             minutes,
+            phases,
         } => rt.block_on(async move {
             anyhow::ensure!(minutes >= 1.0, "--minutes: at least 1");
             let (bins, work) = bins(bin_dir, None)?;
-            let result = soak::run(&bins, minutes, &out).await;
+            let which = if phases.is_empty() {
+                soak::ALL.to_vec()
+            } else {
+                phases
+            };
+            let result = soak::run(&bins, minutes, &which, &out).await;
             let _ = std::fs::remove_dir_all(&work);
             result
         }),
