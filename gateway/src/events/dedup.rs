@@ -53,13 +53,17 @@ impl Seen {
         h.write(id.as_bytes());
         let hash = h.finish();
         let mut g = self.gens.lock().expect("dedup lock");
-        if now.saturating_duration_since(g.since) >= self.window || g.current.len() >= self.capacity
-        {
+        let age = now.saturating_duration_since(g.since);
+        if age >= self.window || g.current.len() >= self.capacity {
             let g = &mut *g;
             std::mem::swap(&mut g.current, &mut g.previous);
             // Keeps its allocation: after the first rotations no event
             // allocates.
             g.current.clear();
+            // After a quiet spell both generations are older than a window.
+            if age >= self.window * 2 {
+                g.previous.clear();
+            }
             g.since = now;
         }
         !g.previous.contains(&hash) && g.current.insert(hash)
@@ -88,6 +92,10 @@ mod tests {
         assert!(!seen.first_at("src", "1", t0 + 11 * S));
         // Rotated again at 21 s: forgotten, more than a window later.
         assert!(seen.first_at("src", "1", t0 + 21 * S));
+        // A quiet day later the next event rotates both generations away.
+        let day = t0 + Duration::from_secs(86_400);
+        assert!(seen.first_at("src", "2", day));
+        assert!(seen.first_at("src", "1", day));
     }
 
     #[test]

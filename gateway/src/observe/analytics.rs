@@ -11,7 +11,7 @@ use std::{
     cell::RefCell,
     collections::{BTreeMap, HashMap, VecDeque},
     fmt::Write as _,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -25,6 +25,8 @@ pub const RETAINED_MINUTES: u64 = 60;
 pub const MAX_KEYS: usize = 1_000;
 /// The key of calls past [`MAX_KEYS`].
 pub const OTHER: &str = "(other)";
+static OTHER_KEY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{OTHER}{SEP}{OTHER}{SEP}{OTHER}"));
 /// Latencies in microseconds, at two significant digits; longer calls count
 /// as this long.
 const MAX_US: u64 = 3_600_000_000;
@@ -53,7 +55,8 @@ struct Minute<C> {
 
 struct Inner {
     current: Minute<Cell>,
-    closed: VecDeque<Minute<Closed>>,
+    /// Shared with a reader, which merges them after letting go of the lock.
+    closed: VecDeque<Arc<Minute<Closed>>>,
 }
 
 pub struct Analytics {
@@ -92,9 +95,18 @@ fn histogram<T: hdrhistogram::Counter>() -> Histogram<T> {
     Histogram::new(2).expect("valid precision")
 }
 
-fn bins(h: &Histogram<u32>) -> impl Iterator<Item = (u64, u64)> + '_ {
-    h.iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_at_value() as u64))
+impl Cell {
+    fn close(&self) -> Closed {
+        Closed {
+            count: self.count,
+            errors: self.errors,
+            bins: self
+                .hist
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value() as u64))
+                .collect(),
+        }
+    }
 }
 
 thread_local! {
@@ -142,20 +154,19 @@ impl Analytics {
             let mut inner = self.inner.lock().expect("analytics lock");
             inner.roll(minute);
             let cells = &mut inner.current.cells;
-            let cell = match cells.get_mut(key.as_str()) {
+            let full = cells.len() >= MAX_KEYS && !cells.contains_key(key.as_str());
+            let k = if full {
+                OTHER_KEY.as_str()
+            } else {
+                key.as_str()
+            };
+            let cell = match cells.get_mut(k) {
                 Some(c) => c,
-                None => {
-                    let k: Box<str> = if cells.len() < MAX_KEYS {
-                        key.as_str().into()
-                    } else {
-                        format!("{OTHER}{SEP}{OTHER}{SEP}{OTHER}").into()
-                    };
-                    cells.entry(k).or_insert_with(|| Cell {
-                        count: 0,
-                        errors: 0,
-                        hist: histogram(),
-                    })
-                }
+                None => cells.entry(k.into()).or_insert_with(|| Cell {
+                    count: 0,
+                    errors: 0,
+                    hist: histogram(),
+                }),
             };
             cell.count += 1;
             cell.errors += u64::from(error);
@@ -172,8 +183,9 @@ impl Analytics {
         self.usage_at(Instant::now(), window, keep)
     }
 
-    /// The minute `now` falls in and the whole minutes before it, as many
-    /// as `window` covers when rounded up (at most [`RETAINED_MINUTES`]).
+    /// The minute `now` falls in and as many whole minutes before it as
+    /// `window` covers, rounded up (at most [`RETAINED_MINUTES`]): an hour
+    /// reads 60 to 61 minutes.
     pub(crate) fn usage_at(
         &self,
         now: Instant,
@@ -182,23 +194,34 @@ impl Analytics {
     ) -> Usage {
         let now_minute = self.minute(now);
         let minutes = window.as_secs().div_ceil(60).clamp(1, RETAINED_MINUTES);
-        let first = (now_minute + 1).saturating_sub(minutes);
+        let first = now_minute.saturating_sub(minutes);
+        // Calls wait on this lock: only the current minute's bins are copied
+        // under it, and the merging is done after.
+        let (closed, current) = {
+            let mut inner = self.inner.lock().expect("analytics lock");
+            inner.roll(now_minute);
+            let closed: Vec<Arc<Minute<Closed>>> = inner
+                .closed
+                .iter()
+                .filter(|m| m.index >= first)
+                .cloned()
+                .collect();
+            let current: Vec<(Box<str>, Closed)> = inner
+                .current
+                .cells
+                .iter()
+                .map(|(k, c)| (k.clone(), c.close()))
+                .collect();
+            (closed, current)
+        };
         let mut acc = Totals::default();
-        // Held until the groups are built: they borrow the keys.
-        let mut inner = self.inner.lock().expect("analytics lock");
-        inner.roll(now_minute);
-        for m in inner.closed.iter().filter(|m| m.index >= first) {
-            for (key, c) in &m.cells {
-                acc.add(key, c.count, c.errors, &keep, |h| {
-                    for &(v, n) in &c.bins {
-                        let _ = h.record_n(v, n);
-                    }
-                });
-            }
-        }
-        for (key, c) in &inner.current.cells {
+        let minutes = closed
+            .iter()
+            .flat_map(|m| m.cells.iter())
+            .chain(current.iter().map(|(k, c)| (k, c)));
+        for (key, c) in minutes {
             acc.add(key, c.count, c.errors, &keep, |h| {
-                for (v, n) in bins(&c.hist) {
+                for &(v, n) in &c.bins {
                     let _ = h.record_n(v, n);
                 }
             });
@@ -231,20 +254,12 @@ impl Inner {
             let cells = done
                 .cells
                 .into_iter()
-                .map(|(k, c)| {
-                    let bins = bins(&c.hist).collect();
-                    let closed = Closed {
-                        count: c.count,
-                        errors: c.errors,
-                        bins,
-                    };
-                    (k, closed)
-                })
+                .map(|(k, c)| (k, c.close()))
                 .collect();
-            self.closed.push_back(Minute {
+            self.closed.push_back(Arc::new(Minute {
                 index: done.index,
                 cells,
-            });
+            }));
         }
         let oldest = minute.saturating_sub(RETAINED_MINUTES);
         while self.closed.front().is_some_and(|m| m.index < oldest) {
@@ -364,8 +379,9 @@ mod tests {
         let g = &u.by_tool[0];
         assert!(near(g.p50_ms, 0.7), "{g:?}");
         assert!(near(g.p95_ms, 0.7) && g.p95_ms < 1.0, "{g:?}");
-        // 59 minutes later the first minute's calls are still in the hour.
-        let u = a.usage_at(t0 + 59 * MIN + Duration::from_secs(30), hour, |_, _, _| {
+        // 60.5 minutes after the first call it still counts: an hour reads
+        // the current minute and the 60 before it.
+        let u = a.usage_at(t0 + 60 * MIN + Duration::from_secs(30), hour, |_, _, _| {
             true
         });
         assert_eq!(all(&u), (calls, Some(calls / 1000)));
@@ -375,7 +391,7 @@ mod tests {
         let u = a.usage_at(t0 + 18 * MIN, quarter, |_, _, _| true);
         assert_eq!(u.total, 0);
         // Past the hour, the first minute is gone, then all.
-        let u = a.usage_at(t0 + 60 * MIN + Duration::from_secs(1), hour, |_, _, _| true);
+        let u = a.usage_at(t0 + 61 * MIN + Duration::from_secs(1), hour, |_, _, _| true);
         assert_eq!(u.total, calls - 1_500 * 60);
         let u = a.usage_at(t0 + 63 * MIN, hour, |_, _, _| true);
         assert_eq!(u.total, 0);
