@@ -10,7 +10,6 @@
 use std::{
     cell::RefCell,
     collections::{BTreeMap, HashMap, VecDeque},
-    fmt::Write as _,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -150,7 +149,12 @@ impl Analytics {
         let us = ((duration_ms * 1000.0) as u64).clamp(1, MAX_US);
         KEY.with_borrow_mut(|key| {
             key.clear();
-            let _ = write!(key, "{tool}{SEP}{provider}{SEP}{caller}");
+            for (i, part) in [tool, provider, caller].into_iter().enumerate() {
+                if i > 0 {
+                    key.push(SEP);
+                }
+                key.push_str(part);
+            }
             let mut inner = self.inner.lock().expect("analytics lock");
             inner.roll(minute);
             let cells = &mut inner.current.cells;
