@@ -55,27 +55,41 @@ impl Stats {
     }
 }
 
-struct Shared {
+/// Latencies and errors of one run (or one client, or one slice).
+pub struct Tally {
     hist: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
 }
 
-impl Shared {
-    fn merge(&mut self, hist: &Histogram<u64>, errors: u64, first_error: Option<String>) {
-        let _ = self.hist.add(hist);
-        self.errors += errors;
-        if self.first_error.is_none() {
-            self.first_error = first_error;
-        }
-    }
-
-    fn new() -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Self {
+impl Tally {
+    pub fn new() -> Self {
+        Self {
             hist: histogram(),
             errors: 0,
             first_error: None,
-        }))
+        }
+    }
+
+    pub fn ok(&mut self, took: Duration) {
+        let _ = self.hist.record(took.as_nanos() as u64);
+    }
+
+    pub fn failed(&mut self, e: &anyhow::Error) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(|| format!("{e:#}"));
+    }
+
+    fn merge(&mut self, other: Tally) {
+        let _ = self.hist.add(&other.hist);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    pub fn stats(&self, seconds: f64) -> Stats {
+        Stats::from(&self.hist, self.errors, seconds, self.first_error.clone())
     }
 }
 
@@ -122,7 +136,7 @@ async fn closed_loop_raw(
     warmup: Duration,
     measure: Duration,
 ) -> (Histogram<u64>, u64, Option<String>) {
-    let shared = Shared::new();
+    let shared = Arc::new(Mutex::new(Tally::new()));
     let start = Instant::now();
     let warm_end = start + warmup;
     let end = warm_end + measure;
@@ -131,8 +145,7 @@ async fn closed_loop_raw(
         let shared = shared.clone();
         let op = op.clone();
         tasks.push(tokio::spawn(async move {
-            let mut hist = histogram();
-            let (mut errors, mut first_error) = (0u64, None);
+            let mut tally = Tally::new();
             loop {
                 let t = Instant::now();
                 if t >= end {
@@ -144,21 +157,15 @@ async fn closed_loop_raw(
                     continue;
                 }
                 match r {
-                    Ok(_) => {
-                        let _ = hist.record(took.as_nanos() as u64);
-                    }
+                    Ok(_) => tally.ok(took),
                     Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                        tally.failed(&e);
                         // A broken client must not spin.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
             }
-            shared
-                .lock()
-                .expect("stats lock")
-                .merge(&hist, errors, first_error);
+            shared.lock().expect("stats lock").merge(tally);
         }));
     }
     for t in tasks {
@@ -206,13 +213,12 @@ pub async fn open_loop(
 ) -> Stats {
     let (start, rx, pacer) = pacer(rate, warmup + measure);
     let warm_end = start + warmup;
-    let shared = Shared::new();
+    let shared = Arc::new(Mutex::new(Tally::new()));
     let mut tasks = Vec::new();
     for mut client in clients {
         let (shared, rx, op) = (shared.clone(), rx.clone(), op.clone());
         tasks.push(tokio::spawn(async move {
-            let mut hist = histogram();
-            let (mut errors, mut first_error) = (0u64, None);
+            let mut tally = Tally::new();
             loop {
                 let Some(at) = rx.lock().await.recv().await else {
                     break;
@@ -223,19 +229,11 @@ pub async fn open_loop(
                     continue;
                 }
                 match r {
-                    Ok(_) => {
-                        let _ = hist.record(took.as_nanos() as u64);
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
+                    Ok(_) => tally.ok(took),
+                    Err(e) => tally.failed(&e),
                 }
             }
-            shared
-                .lock()
-                .expect("stats lock")
-                .merge(&hist, errors, first_error);
+            shared.lock().expect("stats lock").merge(tally);
         }));
     }
     for t in tasks {
@@ -243,10 +241,5 @@ pub async fn open_loop(
     }
     let _ = pacer.join();
     let s = shared.lock().expect("stats lock");
-    Stats::from(
-        &s.hist,
-        s.errors,
-        measure.as_secs_f64(),
-        s.first_error.clone(),
-    )
+    s.stats(measure.as_secs_f64())
 }

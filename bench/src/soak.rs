@@ -11,12 +11,11 @@ use std::{
 };
 
 use anyhow::Context as _;
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::{
     client::{Client, Mcp, Mode},
-    load::{self, Stats},
+    load::{self, Stats, Tally},
     procs::{Bins, Proc},
 };
 
@@ -258,12 +257,6 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     if den == 0.0 { 0.0 } else { num / den }
 }
 
-struct Slot {
-    hist: Histogram<u64>,
-    errors: u64,
-    first_error: Option<String>,
-}
-
 /// [`load::open_loop`] over `SLICES` slices of `slice`, each with its own
 /// latencies. With `churn`, each client leaves after `CHURN_CALLS` calls
 /// (its connection closed, no DELETE) and a new one opens a session.
@@ -275,17 +268,8 @@ async fn sliced_open_loop(
 ) -> Vec<Stats> {
     let total = slice * SLICES as u32;
     let (start, rx, pacer) = load::pacer(rate, total);
-    let slots: Arc<Vec<Mutex<Slot>>> = Arc::new(
-        (0..SLICES)
-            .map(|_| {
-                Mutex::new(Slot {
-                    hist: load::histogram(),
-                    errors: 0,
-                    first_error: None,
-                })
-            })
-            .collect(),
-    );
+    let slots: Arc<Vec<Mutex<Tally>>> =
+        Arc::new((0..SLICES).map(|_| Mutex::new(Tally::new())).collect());
     let mut tasks = Vec::new();
     for mut client in clients {
         let (slots, rx) = (slots.clone(), rx.clone());
@@ -300,9 +284,10 @@ async fn sliced_open_loop(
                         Ok(c) => client = Client::Mcp(Box::new(c)),
                         Err(e) => {
                             let i = (start.elapsed().as_secs_f64() / slice.as_secs_f64()) as usize;
-                            let mut s = slots[i.min(SLICES - 1)].lock().expect("slot lock");
-                            s.errors += 1;
-                            s.first_error.get_or_insert_with(|| format!("{e:#}"));
+                            slots[i.min(SLICES - 1)]
+                                .lock()
+                                .expect("slot lock")
+                                .failed(&e);
                         }
                     }
                 }
@@ -316,13 +301,8 @@ async fn sliced_open_loop(
                     as usize;
                 let mut s = slots[i.min(SLICES - 1)].lock().expect("slot lock");
                 match r {
-                    Ok(_) => {
-                        let _ = s.hist.record(took.as_nanos() as u64);
-                    }
-                    Err(e) => {
-                        s.errors += 1;
-                        s.first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
+                    Ok(_) => s.ok(took),
+                    Err(e) => s.failed(&e),
                 }
             }
         }));
@@ -333,15 +313,7 @@ async fn sliced_open_loop(
     let _ = pacer.join();
     slots
         .iter()
-        .map(|s| {
-            let s = s.lock().expect("slot lock");
-            Stats::from(
-                &s.hist,
-                s.errors,
-                slice.as_secs_f64(),
-                s.first_error.clone(),
-            )
-        })
+        .map(|s| s.lock().expect("slot lock").stats(slice.as_secs_f64()))
         .collect()
 }
 
