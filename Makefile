@@ -8,6 +8,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 INSPECTOR_DIR := gateway/tests/inspector
 CONFORMANCE_DIR := gateway/tests/conformance
+PYTHON_DIR := gateway/tests/python
 CONFIG ?= providers.yaml
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -27,7 +28,7 @@ build: ## Build every crate (debug)
 
 run\:gateway: build ## Start the gateway (http://127.0.0.1:8080/mcp), which launches hello-rs; Ctrl-C stops both
 	@echo "gateway on http://127.0.0.1:8080/mcp, managing hello-rs on 127.0.0.1:50052 (Ctrl-C stops both)"
-	@./target/debug/mcp-gateway --config $(CONFIG)
+	@./target/debug/mcp-gateway --config $(CONFIG) --log-format text
 
 run\:hello-rs: ## Start only the hello-rs provider on 127.0.0.1:50052
 	$(CARGO) run -p hello-rs
@@ -43,7 +44,7 @@ nats-deps: ## Install nats-server (the events tests and the event-latency benchm
 		echo "installing nats-server (Debian package)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
 
-test-deps: nats-deps ## Install what the tests need: Node/npm, the pinned MCP Inspector and conformance suite, nats-server
+test-deps: nats-deps ## Install what the tests need: Node/npm, the pinned MCP Inspector and conformance suite, the Python MCP SDK, nats-server
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 		echo "installing nodejs and npm (Debian packages)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
@@ -52,6 +53,15 @@ test-deps: nats-deps ## Install what the tests need: Node/npm, the pinned MCP In
 			npm ci --prefix $$dir --no-audit --no-fund --loglevel=error || exit 1; \
 		fi; \
 	done
+	@command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || { \
+		echo "installing python3 and venv (Debian packages)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv; }
+	@if [ ! -x $(PYTHON_DIR)/.venv/bin/python ] || [ $(PYTHON_DIR)/requirements.lock -nt $(PYTHON_DIR)/.venv/installed ]; then \
+		echo "installing the Python MCP SDK ($(PYTHON_DIR)/requirements.lock)"; \
+		python3 -m venv $(PYTHON_DIR)/.venv && \
+		$(PYTHON_DIR)/.venv/bin/pip install -q --require-hashes -r $(PYTHON_DIR)/requirements.lock && \
+		touch $(PYTHON_DIR)/.venv/installed || exit 1; \
+	fi
 
 test: test-deps build ## Run every test
 	$(CARGO) test --workspace --no-fail-fast

@@ -26,6 +26,12 @@ pub use events::{EventStats, NatsState};
 pub use observe::telemetry;
 pub use security::auth::Authenticator;
 
+/// Everything [`Gateway::start`] would refuse in `config` (files it names
+/// included), without starting anything: what `mcp-gateway check` reports.
+pub fn preflight(config: &Config) -> Vec<config::Problem> {
+    control::preflight::problems(config)
+}
+
 /// Building blocks for the micro-benchmarks (`bench/benches/micro.rs`); not
 /// an API.
 #[doc(hidden)]
@@ -69,6 +75,8 @@ pub enum ServeError {
     Auth(#[from] auth::SetupError),
     #[error("config reload refused: {0}")]
     Reload(String),
+    #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<config::Problem>),
     #[error("invalid config: {0}")]
     ServerTls(#[from] mcp_gateway_proto::tls::TlsFileError),
 }
@@ -102,6 +110,10 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         // Install the metrics recorder before anything records.
         telemetry::metrics();
+        let problems = preflight(&config);
+        if !problems.is_empty() {
+            return Err(ServeError::Invalid(problems));
+        }
         let auth = arc_swap::ArcSwap::from_pointee(auth::Authenticator::new(
             &config.auth,
             &config.base_dir,
@@ -200,6 +212,10 @@ impl Gateway {
         // rebuilt, so rotated `file:`/`${ENV}` secrets and key files apply
         // even when the config text is the same.
         reload::check_public_bind(&config)?;
+        let problems = preflight(&config);
+        if !problems.is_empty() {
+            return Err(ServeError::Invalid(problems));
+        }
         let auth = auth::Authenticator::new(&config.auth, &config.base_dir)?;
         // Stored before providers are added, so a new provider's tools are
         // never reachable under the previous policy.

@@ -5,7 +5,11 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mcp_gateway::{Gateway, config::Config, telemetry};
+use mcp_gateway::{
+    Gateway,
+    config::{Config, DEFAULT_CONFIG_PATH},
+    telemetry::{self, LogFormat},
+};
 
 // mimalloc: allocation was a sixth of a call's instructions with glibc
 // (docs/performance.md, "Idle RSS" and the allocator rows).
@@ -24,23 +28,29 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     about = "One MCP endpoint in front of many gRPC tool providers"
 )]
 struct Cli {
-    /// The providers.yaml to load. If the default path does not exist, an
-    /// embedded default config is used.
-    #[arg(short, long, env = "MCP_GATEWAY_CONFIG", default_value = mcp_gateway::config::DEFAULT_CONFIG_PATH, global = true)]
-    config: PathBuf,
+    /// The providers.yaml to load [default: providers.yaml, or, when there
+    /// is no such file, an embedded default: hello-rs on 127.0.0.1:50052].
+    /// A file named here must exist.
+    #[arg(short, long, env = "MCP_GATEWAY_CONFIG", global = true)]
+    config: Option<PathBuf>,
     /// Serve MCP over stdin/stdout instead of HTTP.
     #[arg(long)]
     stdio: bool,
     /// Override the config's `listen` address.
     #[arg(long, env = "MCP_GATEWAY_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Log lines as JSON (for services and log pipelines) or as text for a
+    /// person (coloured when stderr is a terminal).
+    #[arg(long, env = "MCP_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the config and exit: 0 when valid, 1 with every problem listed otherwise.
+    /// Validate the config and the files it names, and exit: 0 when the
+    /// gateway would start on it, 1 with every problem listed otherwise.
     Check,
     /// Write a development CA and certificates signed by it (provider server
     /// certificate for localhost/127.0.0.1, gateway client certificate).
@@ -79,29 +89,16 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match load(&cli) {
+    if let Some(Command::Check) = cli.command {
+        return check(&cli);
+    }
+    let (config, watch) = match load(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mcp-gateway: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Check) = cli.command {
-        // Secret references too: a missing env var or key file fails here.
-        if let Err(e) = mcp_gateway::Authenticator::new(&config.auth, &config.base_dir) {
-            eprintln!("mcp-gateway: invalid config: {e}");
-            return ExitCode::FAILURE;
-        }
-        let names: Vec<_> = config.providers.iter().map(|p| p.name.as_str()).collect();
-        println!(
-            "{}: OK ({} provider{}: {})",
-            cli.config.display(),
-            names.len(),
-            if names.len() == 1 { "" } else { "s" },
-            names.join(", ")
-        );
-        return ExitCode::SUCCESS;
-    }
     if let Some(endpoint) = &config.telemetry.otlp_endpoint
         && std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()
     {
@@ -113,10 +110,8 @@ fn main() -> ExitCode {
     // flushes spans before the runtime goes away.
     let tracing_guard = {
         let _rt = rt.enter();
-        telemetry::init_logging()
+        telemetry::init_logging(cli.log_format)
     };
-    // Watch the file we loaded (not the embedded default) for hot reload.
-    let watch = cli.config.exists().then(|| cli.config.clone());
     let listen = config.listen;
     // Startup (discovery, compiling schemas) runs deep, and a main-thread
     // stack once touched stays resident; a thread's stack is returned to
@@ -147,8 +142,16 @@ fn main() -> ExitCode {
     code
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Config> {
-    let mut config = Config::load(&cli.config)?;
+/// The config, and the file to watch for hot reload (none when running on
+/// the embedded default).
+fn load(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    let (mut config, watch) = match &cli.config {
+        Some(path) => (Config::load(path)?, Some(path.clone())),
+        None => match Config::load_default()? {
+            (c, true) => (c, Some(PathBuf::from(DEFAULT_CONFIG_PATH))),
+            (c, false) => (c, None),
+        },
+    };
     if let Some(listen) = cli.listen {
         // Re-validate: the override may be a public address.
         config.listen = listen;
@@ -159,7 +162,57 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
             );
         }
     }
-    Ok(config)
+    Ok((config, watch))
+}
+
+/// `mcp-gateway check`: the file must exist (the embedded default needs no
+/// checking), then everything start would refuse, all of it at once.
+fn check(cli: &Cli) -> ExitCode {
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let problems = match Config::load(&path) {
+        Ok(config) => {
+            let problems = mcp_gateway::preflight(&config);
+            if problems.is_empty() {
+                let names: Vec<_> = config.providers.iter().map(|p| p.name.as_str()).collect();
+                println!(
+                    "{}: OK ({} provider{}: {})\nnot checked: whether the providers answer, NATS \
+                     is reachable, and managed provider commands start; /ready shows those",
+                    path.display(),
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                );
+                return ExitCode::SUCCESS;
+            }
+            problems.iter().map(|p| p.to_string()).collect()
+        }
+        Err(mcp_gateway::config::ConfigError::Invalid(problems)) => {
+            problems.iter().map(|p| p.to_string()).collect()
+        }
+        Err(e) => {
+            let mut line = e.to_string();
+            if cli.config.is_none() {
+                line.push_str(
+                    " (without this file, `mcp-gateway` runs on its embedded default: \
+                     hello-rs on 127.0.0.1:50052)",
+                );
+            }
+            vec![line]
+        }
+    };
+    eprintln!(
+        "{}: {} problem{}:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        eprintln!("  {p}");
+    }
+    ExitCode::FAILURE
 }
 
 async fn serve(

@@ -63,7 +63,11 @@ where
     w.push_str("\",\"level\":\"");
     w.push_str(meta.level().as_str());
     w.push('"');
-    let mut fields = Fields { w, result: Ok(()) };
+    let mut fields = Fields {
+        w,
+        result: Ok(()),
+        raw: meta.target() == FORWARDED_TARGET,
+    };
     event.record(&mut fields);
     fields.result?;
     w.push_str(",\"target\":");
@@ -96,10 +100,17 @@ where
     Ok(())
 }
 
+/// Lines a process forwards (a managed provider's output) log under this
+/// target, with their own members already serialized as one JSON object
+/// in the `fields` field: it goes in as an object, not as a string.
+pub(crate) const FORWARDED_TARGET: &str = "provider";
+
 /// Writes each field as `,"name":value`.
 struct Fields<'a> {
     w: &'a mut String,
     result: fmt::Result,
+    /// `fields` holds JSON (see [`FORWARDED_TARGET`]).
+    raw: bool,
 }
 
 impl Fields<'_> {
@@ -119,7 +130,11 @@ impl Fields<'_> {
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.name(field) {
-            self.result = string(self.w, value);
+            self.result = if self.raw && field.name() == "fields" && value.starts_with('{') {
+                self.w.write_str(value)
+            } else {
+                string(self.w, value)
+            };
         }
     }
 

@@ -137,6 +137,18 @@ where
     Some((tracing_opentelemetry::layer().with_tracer(tracer), provider))
 }
 
+/// Whether log lines are text (set by [`init_logging_as`]).
+static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The format log lines are written in.
+pub fn log_format() -> LogFormat {
+    if TEXT.load(std::sync::atomic::Ordering::Relaxed) {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    }
+}
+
 /// Whether spans go to an OTLP exporter (set by [`init_logging`]).
 static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -148,21 +160,47 @@ pub fn exporting() -> bool {
     EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Process logging and tracing: JSON lines on stderr, filtered by `RUST_LOG`
-/// (else `default_filter`), plus OTLP traces when an endpoint is set. The log
-/// level never switches traces off (per-layer filters). A second call is a
-/// no-op. Keep the guard until exit.
+/// How log lines look on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One JSON object a line: for services and log pipelines.
+    #[default]
+    Json,
+    /// For a person at a terminal; coloured when stderr is one.
+    Text,
+}
+
+/// [`init_logging_as`] with JSON lines.
 #[cfg(feature = "otlp")]
 pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
+    init_logging_as(service, default_filter, LogFormat::Json)
+}
+
+/// Process logging and tracing: lines on stderr in `format`, filtered by
+/// `RUST_LOG` (else `default_filter`), plus OTLP traces when an endpoint is
+/// set. The log level never switches traces off (per-layer filters). A
+/// second call is a no-op. Keep the guard until exit.
+#[cfg(feature = "otlp")]
+pub fn init_logging_as(service: &str, default_filter: &str, format: LogFormat) -> TracingGuard {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::{
         EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let json = fmt::layer()
-        .fmt_fields(fmt::format::JsonFields::new())
-        .event_format(crate::logline::JsonLine)
-        .with_writer(std::io::stderr);
+    let lines: Box<dyn Layer<_> + Send + Sync> = match format {
+        LogFormat::Json => Box::new(
+            fmt::layer()
+                .fmt_fields(fmt::format::JsonFields::new())
+                .event_format(crate::logline::JsonLine)
+                .with_writer(std::io::stderr),
+        ),
+        LogFormat::Text => Box::new(
+            fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
+        ),
+    };
     let (otel, provider) = match otlp_tracer(service) {
         Some((layer, provider)) => (Some(layer), Some(provider)),
         None => (None, None),
@@ -194,12 +232,16 @@ pub fn init_logging(service: &str, default_filter: &str) -> TracingGuard {
         None => no_dependency_trace,
     };
     let installed = tracing_subscriber::registry()
-        .with(json.with_filter(filter).with_filter(no_dependency_trace))
+        .with(lines.with_filter(filter).with_filter(no_dependency_trace))
         .with(otel.with_filter(EnvFilter::new("info")))
         .try_init()
         .is_ok();
     if installed {
         EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
+        TEXT.store(
+            format == LogFormat::Text,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
     TracingGuard::new(provider)
 }

@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use serde::Deserialize;
 
 pub mod problem;
+mod shape;
 pub use problem::Problem;
 
 /// Where the config is loaded from when no `--config` is given.
@@ -19,11 +20,9 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// Not marked as a source: the message already says it, once.
+    #[error("{path}: cannot read the config file: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),
 }
@@ -439,42 +438,35 @@ impl ProviderConfig {
 }
 
 impl Config {
-    /// Loads `path`. A missing file at the default path falls back to the
-    /// embedded default; a missing file anywhere else is an error.
+    /// Loads `path`; a file that cannot be read is an error.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let mut config = Self::parse(&text)?;
-                config.base_dir = match path.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => std::path::PathBuf::from("."),
-                };
-                Ok(config)
-            }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && path == Path::new(DEFAULT_CONFIG_PATH) =>
-            {
-                Self::parse(EMBEDDED_DEFAULT)
-            }
-            Err(source) => Err(ConfigError::Read {
-                path: path.display().to_string(),
-                source,
-            }),
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
+        let mut config = Self::parse(&text)?;
+        config.base_dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        Ok(config)
+    }
+
+    /// [`Config::load`] of [`DEFAULT_CONFIG_PATH`], or the embedded default
+    /// when that file does not exist: what `mcp-gateway` runs on when no
+    /// config is named.
+    pub fn load_default() -> Result<(Self, bool), ConfigError> {
+        let path = Path::new(DEFAULT_CONFIG_PATH);
+        if path.exists() {
+            Ok((Self::load(path)?, true))
+        } else {
+            Ok((Self::parse(EMBEDDED_DEFAULT)?, false))
         }
     }
 
     /// Parses and validates YAML text, reporting every problem found.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = match e.path().to_string() {
-                p if p == "." => "(top level)".to_string(),
-                p => p,
-            };
-            let message = clean_serde_message(&field, &e.inner().to_string());
-            ConfigError::Invalid(vec![Problem { field, message }])
-        })?;
+        let config: Config = shape::read(text).map_err(ConfigError::Invalid)?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -710,14 +702,6 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
 
 /// serde_yaml starts its message with its own idea of the path, which
 /// repeats (or abbreviates) the field we already name; drop it.
-fn clean_serde_message(field: &str, msg: &str) -> String {
-    let msg = msg.trim();
-    match msg.split_once(": ") {
-        Some((prefix, rest)) if field.starts_with(prefix) => rest.to_string(),
-        _ => msg.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,6 +751,39 @@ mod tests {
             "{}",
             p[0].message
         );
+    }
+
+    #[test]
+    fn shape_errors_are_all_reported_in_document_order() {
+        let p = problems(
+            "shutdown_grace: soon\nlimits:\n  max_sessions: many\n  list_page_size: 5\n  colour: red\n\
+             providers:\n  - name: a\n    endpoint: http://h:1\n    pool_size: big\n",
+        );
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "shutdown_grace",
+                "limits.max_sessions",
+                "limits.colour",
+                "providers[0].pool_size"
+            ],
+            "{p:?}"
+        );
+        // The first keeps the parser's position.
+        assert!(p[0].message.contains("line 1"), "{}", p[0].message);
+        assert!(p[3].message.contains("\"big\""), "{}", p[3].message);
+    }
+
+    #[test]
+    fn a_missing_required_key_is_reported_but_not_one_set_aside() {
+        // `endpoint` is wrong, not missing: one problem, not two.
+        let p = problems("providers:\n  - name: a\n    endpoint: [1]\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "providers[0].endpoint");
+        let p = problems("providers:\n  - name: a\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("missing field `endpoint`"), "{p:?}");
     }
 
     #[test]

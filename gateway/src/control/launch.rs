@@ -18,6 +18,8 @@ use crate::{config::Launch, pipeline::registry::Registry};
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// A process that ran this long is considered healthy again.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long the output of a process that exited may take to be read out.
+const READ_REST: Duration = Duration::from_millis(500);
 /// How long a SIGTERMed process gets before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -47,6 +49,8 @@ impl Launched {
         }
         for (name, launch) in wanted {
             if !self.running.contains_key(name) {
+                // Known as starting before discovery first looks at it.
+                registry.processes().started(name, None);
                 let stop = CancellationToken::new();
                 let task = tokio::spawn(supervise(
                     name.to_string(),
@@ -111,19 +115,26 @@ pub async fn supervise(
     stop: CancellationToken,
 ) {
     let mut backoff = crate::backoff::Backoff::new(FIRST_BACKOFF, launch.restart_max);
+    let processes = registry.processes().clone();
+    let _forget = Forget(processes.clone(), provider.clone());
     loop {
         let started = tokio::time::Instant::now();
-        let mut child = match spawn(&provider, &launch, &base_dir) {
+        let (mut child, readers) = match spawn(&provider, &launch, &base_dir, &processes) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(provider, command = %launch.command, error = %e, "cannot start provider process");
+                let wait = backoff.next_delay();
+                tracing::error!(provider, command = %launch.command, error = %e, restart_in = %humantime::format_duration(wait),
+                    "cannot start the provider process; trying again after the backoff");
+                processes.ended(&provider, format!("could not start: {e}"), wait);
+                registry.poke(&provider);
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
                 continue;
             }
         };
+        processes.started(&provider, child.id());
         tracing::info!(provider, pid = child.id(), command = %launch.command, "provider process started");
         let poker = tokio::spawn(poke_until_ready(provider.clone(), registry.clone()));
         let status = tokio::select! {
@@ -135,14 +146,23 @@ pub async fn supervise(
             }
         };
         poker.abort();
-        if started.elapsed() >= STABLE_AFTER {
+        let ran = started.elapsed();
+        // Its last words, read to the end, before they are reported.
+        let _ = tokio::time::timeout(READ_REST, futures::future::join_all(readers)).await;
+        if ran >= STABLE_AFTER {
             backoff.reset();
         }
         let wait = backoff.next_delay();
         let status = status
             .map(|s| s.to_string())
             .unwrap_or_else(|e| e.to_string());
-        tracing::warn!(provider, %status, restart_in = ?wait, "provider process exited; restarting");
+        processes.ended(&provider, status.clone(), wait);
+        let report = processes.get(&provider);
+        let restarts = report.as_ref().map_or(0, |r| r.restarts);
+        let stderr: Vec<String> = report.map(|r| r.stderr_tail.into()).unwrap_or_default();
+        tracing::warn!(provider, %status, ran = %humantime::format_duration(round(ran)), restarts,
+            restart_in = %humantime::format_duration(wait), ?stderr,
+            "provider process exited; starting it again after the backoff");
         registry.poke(&provider);
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -151,7 +171,26 @@ pub async fn supervise(
     }
 }
 
-fn spawn(provider: &str, launch: &Launch, base_dir: &Path) -> std::io::Result<Child> {
+/// To the millisecond: a duration for people.
+fn round(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+/// The report goes when the provider is no longer managed.
+struct Forget(crate::pipeline::process::SharedProcesses, String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.forget(&self.1);
+    }
+}
+
+fn spawn(
+    provider: &str,
+    launch: &Launch,
+    base_dir: &Path,
+    processes: &crate::pipeline::process::SharedProcesses,
+) -> std::io::Result<(Child, Vec<tokio::task::JoinHandle<()>>)> {
     let program = if launch.command.contains('/') && Path::new(&launch.command).is_relative() {
         base_dir.join(&launch.command)
     } else {
@@ -174,6 +213,7 @@ fn spawn(provider: &str, launch: &Launch, base_dir: &Path) -> std::io::Result<Ch
         // only, which then stops the provider in order.
         .process_group(0)
         .spawn()?;
+    let mut readers = Vec::new();
     for (stream, pipe) in [
         (
             "stdout",
@@ -192,15 +232,61 @@ fn spawn(provider: &str, launch: &Launch, base_dir: &Path) -> std::io::Result<Ch
     ] {
         if let Some(pipe) = pipe {
             let provider = provider.to_string();
-            tokio::spawn(async move {
+            let processes = processes.clone();
+            readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(pipe).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "provider", provider, stream, "{line}");
+                    let shown = forward(&provider, stream, &line);
+                    if stream == "stderr" {
+                        processes.stderr(&provider, &shown);
+                    }
                 }
-            });
+            }));
         }
     }
-    Ok(child)
+    Ok((child, readers))
+}
+
+/// Logs one line of the provider's output under its name. A JSON object
+/// (a provider logging JSON lines, as the SDK does) keeps its level and
+/// message, and its other members go in as the `fields` object; anything
+/// else is text at INFO. Returns the line as shown in `/ready`.
+fn forward(provider: &str, stream: &'static str, line: &str) -> String {
+    let Ok(mut obj) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+    else {
+        tracing::info!(target: "provider", provider, stream, "{line}");
+        return line.to_string();
+    };
+    let text = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s,
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let level = text(obj.remove("level"));
+    let message = text(obj.remove("message"));
+    // Ours is the time the line arrived; theirs stays with the rest.
+    let fields = match mcp_gateway_proto::trace::log_format() {
+        mcp_gateway_proto::trace::LogFormat::Json => serde_json::Value::Object(obj).to_string(),
+        // For a person: `key=value ...`, without what the line already says.
+        mcp_gateway_proto::trace::LogFormat::Text => obj
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "timestamp" | "target" | "provider"))
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let fields = fields.as_str();
+    match level.as_str() {
+        "ERROR" => tracing::error!(target: "provider", provider, stream, fields, "{message}"),
+        "WARN" => tracing::warn!(target: "provider", provider, stream, fields, "{message}"),
+        "DEBUG" => tracing::debug!(target: "provider", provider, stream, fields, "{message}"),
+        "TRACE" => tracing::trace!(target: "provider", provider, stream, fields, "{message}"),
+        _ => tracing::info!(target: "provider", provider, stream, fields, "{message}"),
+    }
+    format!("{level} {message}").trim().to_string()
 }
 
 /// Nudges discovery while the process boots, so it is served as soon as it

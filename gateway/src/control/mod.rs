@@ -6,6 +6,7 @@ pub mod certs;
 pub mod drain;
 pub mod launch;
 pub(crate) mod memory;
+pub(crate) mod preflight;
 pub mod reload;
 pub mod tls_listen;
 pub(crate) mod tls_watch;

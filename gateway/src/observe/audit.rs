@@ -79,6 +79,39 @@ pub enum AuditError {
 
 type Batch = Vec<(Vec<u8>, oneshot::Sender<()>)>;
 
+/// Why [`AuditLog::open`] would fail on `path`, found without creating
+/// anything.
+pub fn usable(path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "the directory {} does not exist (the gateway does not create it)",
+                dir.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot use the directory {}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", dir.display())),
+        Ok(_) => {}
+    }
+    if path.is_dir() {
+        return Err(format!("{} is a directory, not a file", path.display()));
+    }
+    if path.exists() {
+        // Opening an existing file to append changes nothing in it.
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("cannot append to {}: {e}", path.display()));
+    }
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
+        .map_err(|e| format!("cannot create {} in {}: {e}", path.display(), dir.display()))
+}
+
 /// Handle to the writer task; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -86,11 +119,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating, appending) `path` and starts the writer.
+    /// Opens (creating, appending) `path` and starts the writer. The
+    /// directory must exist: a mistyped path is refused, not created.
     pub fn open(path: &Path, fsync: Fsync, interval: Duration) -> Result<Self, AuditError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

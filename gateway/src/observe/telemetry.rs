@@ -1,4 +1,4 @@
-//! Structured JSON logs on stderr (stdout is the MCP channel under --stdio).
+//! Logs on stderr, JSON lines or text (stdout is the MCP channel under --stdio).
 //! The level comes from `RUST_LOG` (default `info`, with rmcp at `warn`);
 //! other crates' TRACE events and rmcp's DEBUG events are dropped (they
 //! carry message bodies). Request spans carry the
@@ -12,8 +12,21 @@ pub use mcp_gateway_proto::trace::TracingGuard;
 /// Logs, plus OpenTelemetry traces over OTLP when the standard
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Keep the returned guard alive:
 /// dropping it flushes the spans still buffered.
-pub fn init_logging() -> TracingGuard {
-    mcp_gateway_proto::trace::init_logging("mcp-gateway", DEFAULT_FILTER)
+pub fn init_logging(format: LogFormat) -> TracingGuard {
+    let format = match format {
+        LogFormat::Json => mcp_gateway_proto::trace::LogFormat::Json,
+        LogFormat::Text => mcp_gateway_proto::trace::LogFormat::Text,
+    };
+    mcp_gateway_proto::trace::init_logging_as("mcp-gateway", DEFAULT_FILTER, format)
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object a line (the default: for services and log pipelines).
+    Json,
+    /// For a person at a terminal; coloured when stderr is one.
+    Text,
 }
 
 use std::{sync::OnceLock, time::Duration};

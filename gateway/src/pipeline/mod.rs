@@ -10,5 +10,6 @@ pub mod error;
 pub(crate) mod guard;
 pub mod naming;
 pub(crate) mod notify;
+pub mod process;
 pub mod registry;
 pub mod schema;

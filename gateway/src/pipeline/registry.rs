@@ -23,6 +23,7 @@ use crate::southbound::Upstream;
 use crate::{
     config::{Config, Discovery, Naming},
     pipeline::catalog::{Catalog, ListChanges, ProviderItems},
+    pipeline::process::{ProcessReport, SharedProcesses},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +51,9 @@ pub struct ProviderStatus {
     pub tools: usize,
     pub resources: usize,
     pub prompts: usize,
+    /// A managed provider's process (`launch` in the config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessReport>,
 }
 
 struct Slot {
@@ -65,7 +69,26 @@ struct Slot {
     stop: CancellationToken,
     /// Consecutive checks that timed out while the provider was up.
     slow_checks: std::sync::atomic::AtomicU32,
+    /// Since it was last up: the log says when the failure changes, not at
+    /// every retry.
+    down: Mutex<Down>,
 }
+
+#[derive(Default)]
+struct Down {
+    attempts: u32,
+    /// The error last logged, when, and when to say it again.
+    logged: Option<(String, std::time::Instant, Duration)>,
+}
+
+/// A failure that goes on is logged again after a minute, then after 2, 4,
+/// 8... minutes, up to every hour.
+const FIRST_REMINDER: Duration = Duration::from_secs(60);
+const LAST_REMINDER: Duration = Duration::from_secs(3600);
+
+/// A managed process this young is still starting: not answering yet is
+/// expected, and the launcher's own lines say what the process does.
+const STARTUP_GRACE: Duration = Duration::from_secs(10);
 
 /// Timed-out checks in a row before a provider that is up is dropped: a
 /// busy provider answers late but still serves; an unreachable one is
@@ -91,6 +114,7 @@ pub struct Registry {
     changes: broadcast::Sender<ListChanges>,
     rebuild: Mutex<()>,
     stop: CancellationToken,
+    processes: SharedProcesses,
 }
 
 impl Registry {
@@ -117,6 +141,7 @@ impl Registry {
             changes: broadcast::channel(64).0,
             rebuild: Mutex::new(()),
             stop,
+            processes: SharedProcesses::default(),
         }))
     }
 
@@ -271,6 +296,12 @@ impl Registry {
                 }
                 let items = s.items.load();
                 let count = |f: fn(&ProviderItems) -> usize| items.as_deref().map_or(0, f);
+                let process = self.processes.get(s.upstream.name());
+                // Why it does not answer comes first: its process is not running.
+                let err = match (process.as_ref().and_then(|p| p.summary()), err) {
+                    (Some(why), Some(e)) => Some(format!("{why} (discovery: {e})")),
+                    (why, e) => why.or(e),
+                };
                 ProviderStatus {
                     name: s.upstream.name().to_string(),
                     endpoint: s.upstream.config.endpoint.clone(),
@@ -281,9 +312,15 @@ impl Registry {
                     tools: count(|i| i.tools.len()),
                     resources: count(|i| i.resources.len() + i.templates.len()),
                     prompts: count(|i| i.prompts.len()),
+                    process,
                 }
             })
             .collect()
+    }
+
+    /// Managed processes, written by the launcher.
+    pub fn processes(&self) -> &SharedProcesses {
+        &self.processes
     }
 
     async fn supervise(&self, slot: Arc<Slot>) {
@@ -318,6 +355,7 @@ impl Registry {
         match slot.upstream.discover(&known, &cid).await {
             Ok(resp) => {
                 slot.slow_checks.store(0, Ordering::Relaxed);
+                *slot.down.lock().expect("down lock") = Down::default();
                 slot.upstream.breaker.health_passed();
                 let was = self.set_state(slot, ProviderState::Ready, None);
                 if resp.unchanged && slot.items.load().is_some() {
@@ -360,19 +398,71 @@ impl Registry {
                     status.code(),
                     crate::southbound::describe_status(&status, &slot.upstream.config)
                 );
-                let was = self.set_state(slot, ProviderState::Down, Some(err.clone()));
+                self.set_state(slot, ProviderState::Down, Some(err.clone()));
                 let had = slot.items.swap(None);
                 let had_items = had.is_some();
                 if had_items {
                     slot.last_items.store(had);
                 }
-                if was != ProviderState::Down {
-                    tracing::warn!(provider = name, endpoint = %slot.upstream.config.endpoint, error = %err,
-                        "provider unavailable; its items are left out and it will be retried");
-                }
+                self.log_down(slot, &err);
                 if had_items {
                     self.rebuild();
                 }
+            }
+        }
+    }
+
+    /// Logs a failure when it is new or has changed, and reminds while it
+    /// lasts ([`FIRST_REMINDER`]): neither silence nor a line per retry.
+    fn log_down(&self, slot: &Slot, err: &str) {
+        let name = slot.upstream.name();
+        let endpoint = slot.upstream.config.endpoint.as_str();
+        if let Some(p) = self.processes.get(name)
+            && p.running_for() < STARTUP_GRACE
+        {
+            tracing::debug!(
+                provider = name,
+                endpoint,
+                error = err,
+                "managed provider not answering yet"
+            );
+            return;
+        }
+        let retry_max = humantime::format_duration(self.discovery.load().retry_max).to_string();
+        let mut guard = slot.down.lock().expect("down lock");
+        let down = &mut *guard;
+        down.attempts += 1;
+        let attempts = down.attempts;
+        let now = std::time::Instant::now();
+        match &mut down.logged {
+            Some((logged, since, remind)) if logged == err => {
+                if now.duration_since(*since) >= *remind {
+                    let down_for = humantime::format_duration(Duration::from_secs(
+                        now.duration_since(*since).as_secs(),
+                    ))
+                    .to_string();
+                    *remind = (*remind * 2).min(LAST_REMINDER);
+                    tracing::warn!(
+                        provider = name,
+                        endpoint,
+                        error = err,
+                        attempts,
+                        down_for,
+                        retry_max,
+                        "provider still unavailable; discovery keeps retrying"
+                    );
+                }
+            }
+            _ => {
+                tracing::warn!(
+                    provider = name,
+                    endpoint,
+                    error = err,
+                    retry_max,
+                    "provider unavailable; its items are left out, and discovery retries it (backing off to every {retry_max})"
+                );
+                down.attempts = 1;
+                down.logged = Some((err.to_string(), now, FIRST_REMINDER));
             }
         }
     }
@@ -427,6 +517,7 @@ impl Slot {
             generation: AtomicU64::new(0),
             stop: stop.child_token(),
             slow_checks: std::sync::atomic::AtomicU32::new(0),
+            down: Mutex::default(),
         }))
     }
 }

@@ -69,17 +69,18 @@ fn build_pool(
     let mut pem = None;
     if let Some(t) = &config.tls {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
-        let read = |p: &std::path::PathBuf| {
+        let read = |field, p: &std::path::PathBuf| {
             let path = base_dir.join(p);
             std::fs::read(&path).map_err(|source| UpstreamError::TlsFile {
                 provider: config.name.clone(),
+                field,
                 path: path.display().to_string(),
                 source,
             })
         };
-        let ca = read(&t.ca)?;
+        let ca = read("tls.ca", &t.ca)?;
         let identity = match (&t.cert, &t.key) {
-            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            (Some(cert), Some(key)) => Some((read("tls.cert", cert)?, read("tls.key", key)?)),
             _ => None,
         };
         // Only the configured CA is trusted: no system roots.
@@ -114,6 +115,20 @@ fn build_pool(
             })
             .collect(),
     })
+}
+
+/// A provider without the health service answers `Unimplemented` with its
+/// framework's words ("Method not found!"): say what is missing instead.
+fn no_health_service(s: Status) -> Status {
+    if s.code() != tonic::Code::Unimplemented {
+        return s;
+    }
+    Status::unimplemented(format!(
+        "the provider does not serve the gRPC health service (grpc.health.v1.Health/Check for \
+         \"{SERVICE_NAME}\"), which every provider must: see docs/provider-contract.md, \"Health\" \
+         (it said: {})",
+        s.message()
+    ))
 }
 
 /// A status message with the cause of a failed TLS handshake spelled out:
@@ -206,12 +221,33 @@ pub enum UpstreamError {
         provider: String,
         source: conn::TargetError,
     },
-    #[error("providers[{provider}].tls: cannot read {path}: {source}")]
+    #[error("providers[{provider}].{field}: cannot read {path}: {source}")]
     TlsFile {
         provider: String,
+        /// `tls.ca`, `tls.cert` or `tls.key`.
+        field: &'static str,
         path: String,
         source: std::io::Error,
     },
+}
+
+impl UpstreamError {
+    /// The setting under the provider's entry, and what is wrong with it.
+    pub fn field_and_rule(&self) -> (String, String) {
+        match self {
+            Self::Endpoint { source, .. } => ("endpoint".into(), source.to_string()),
+            Self::Target { source, .. } => match source {
+                conn::TargetError::Endpoint(m) => ("endpoint".into(), m.clone()),
+                conn::TargetError::Tls(m) => ("tls".into(), m.clone()),
+            },
+            Self::TlsFile {
+                field,
+                path,
+                source,
+                ..
+            } => (field.to_string(), format!("cannot read {path}: {source}")),
+        }
+    }
 }
 
 /// Counts one call in flight on an [`Upstream`] until dropped.
@@ -245,6 +281,15 @@ impl Upstream {
             max_payload,
             base_dir: base_dir.to_path_buf(),
         }))
+    }
+
+    /// What [`Upstream::new`] would refuse in `config`, without building it.
+    pub fn check(
+        config: &ProviderConfig,
+        max_payload: usize,
+        base_dir: &std::path::Path,
+    ) -> Result<(), UpstreamError> {
+        build_pool(config, base_dir, max_payload).map(drop)
     }
 
     /// Re-reads the TLS files and replaces the channels; calls in flight
@@ -400,7 +445,8 @@ impl Upstream {
                     timeout,
                     correlation_id,
                 ))
-                .await?
+                .await
+                .map_err(no_health_service)?
                 .into_inner()
                 .status();
             if status != ServingStatus::Serving {

@@ -6,10 +6,8 @@
 //! (`make test` does both). Missing either is a failure, never a skip.
 
 use std::{
-    fs::File,
-    net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
@@ -21,12 +19,12 @@ use crate::common::*;
 const EXIT_TOOL_ERROR: i32 = 5;
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn inspector_dir() -> PathBuf {
+pub fn inspector_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inspector")
 }
 
 /// The installed CLI, after checking it is the version package.json pins.
-fn inspector_bin() -> PathBuf {
+pub fn inspector_bin() -> PathBuf {
     let dir = inspector_dir();
     let bin = dir.join("node_modules/.bin/mcp-inspector");
     let fix = "run `npm ci --prefix gateway/tests/inspector` (make test does this)";
@@ -49,78 +47,6 @@ fn inspector_bin() -> PathBuf {
         "installed MCP Inspector differs from the pinned version: {fix}"
     );
     bin
-}
-
-/// `target/debug/hello-rs`, next to this test binary's `deps/` directory.
-pub fn hello_rs_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let mut dir = exe.parent().unwrap();
-    if dir.ends_with("deps") {
-        dir = dir.parent().unwrap();
-    }
-    let bin = dir.join(format!("hello-rs{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "the hello-rs provider binary is missing ({}): build it with `cargo build -p hello-rs` \
-         (or run `make test`)",
-        bin.display()
-    );
-    bin
-}
-
-/// The real hello-rs binary on a free port; killed when dropped.
-struct HelloRs {
-    child: Child,
-    addr: SocketAddr,
-    log_file: tempfile::NamedTempFile,
-}
-
-impl HelloRs {
-    async fn start() -> Self {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port().await).into();
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = std::process::Command::new(hello_rs_bin())
-            .arg("--listen")
-            .arg(addr.to_string())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(log.path()).unwrap())
-            .spawn()
-            .expect("spawn hello-rs");
-        let mut hello = HelloRs {
-            child,
-            addr,
-            log_file: log,
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return hello;
-            }
-            if let Some(status) = hello.child.try_wait().unwrap() {
-                panic!("hello-rs exited early ({status}): {}", hello.log());
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "hello-rs did not listen on {addr} within 15s: {}",
-                    hello.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_file.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for HelloRs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// How the Inspector reaches the gateway.

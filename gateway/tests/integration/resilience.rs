@@ -223,7 +223,7 @@ fn pids(pattern: &str) -> Vec<String> {
 async fn a_managed_provider_is_started_restarted_after_a_crash_and_stopped() {
     let port = free_port().await;
     let listen = format!("127.0.0.1:{port}");
-    let bin = crate::inspector::hello_rs_bin();
+    let bin = crate::common::hello_rs_bin();
     let yaml = format!(
         "providers:\n  - name: hello-rs\n    endpoint: http://{listen}\n    launch:\n      command: {}\n      args: [\"--listen\", \"{listen}\"]\n      restart_max: 1s\n",
         bin.display()

@@ -150,7 +150,7 @@ async fn a_session_is_usable_only_by_the_principal_that_opened_it() {
     // Alice may end it; then it is gone for her too.
     assert_eq!(
         send(reqwest::Method::DELETE, &url, "alice-key", &s).await.0,
-        202
+        204
     );
     assert_eq!(post(&url, alice, Some(&s), list(4)).await.0, 404);
     gw.shutdown().await;
@@ -195,7 +195,7 @@ async fn sessions_are_capped_per_principal_and_in_total() {
         send(reqwest::Method::DELETE, &url, "alice-key", &a1)
             .await
             .0,
-        202
+        204
     );
     open(&url, Some("alice-key")).await.unwrap();
     gw.shutdown().await;

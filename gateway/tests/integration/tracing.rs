@@ -109,7 +109,7 @@ async fn gateway_and_provider_spans_form_one_trace() {
     ];
     let (hello_port, gw_port) = (free_port().await, free_port().await);
     let hello_addr = format!("127.0.0.1:{hello_port}");
-    let mut hello = tokio::process::Command::new(crate::inspector::hello_rs_bin())
+    let mut hello = tokio::process::Command::new(crate::common::hello_rs_bin())
         .args(["--listen", &hello_addr])
         .envs(env)
         .kill_on_drop(true)

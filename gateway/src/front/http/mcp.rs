@@ -512,7 +512,9 @@ fn delete(s: AppState, req: Request) -> Response {
         Ok(Some(session)) => {
             s.sessions.close(session.id());
             tracing::debug!(session = %session.reference, "session ended by the client");
-            StatusCode::ACCEPTED.into_response()
+            // Done, and nothing to say: clients (the Python SDK) take only
+            // 200 or 204 as a successful termination.
+            StatusCode::NO_CONTENT.into_response()
         }
         Ok(None) => Refusal::session_required().into_response(),
         Err(r) => r.into_response(),

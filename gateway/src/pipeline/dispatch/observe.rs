@@ -145,7 +145,10 @@ impl Dispatcher {
                 duration_ms = ms,
                 outcome,
                 arguments,
-                "ok"
+                message = match finished {
+                    Finished::ToolError => "tool_error: the tool answered with isError",
+                    _ => "ok",
+                }
             ),
         }
 

@@ -30,10 +30,12 @@ use tokio_util::sync::CancellationToken;
 
 mod clients;
 mod gateway;
+mod hello;
 mod kit;
 mod wait;
 
 pub use clients::*;
 pub use gateway::*;
+pub use hello::*;
 pub use kit::*;
 pub use wait::*;
