@@ -123,7 +123,7 @@ pub async fn supervise(
             Ok(c) => c,
             Err(e) => {
                 let wait = backoff.next_delay();
-                tracing::error!(provider, command = %launch.command, error = %e, restart_in = %humantime::format_duration(wait),
+                tracing::error!(provider, command = %launch.command, error = %e, restart_in = %humantime::format_duration(round(wait)),
                     "cannot start the provider process; trying again after the backoff");
                 processes.ended(&provider, format!("could not start: {e}"), wait);
                 registry.poke(&provider);
@@ -159,9 +159,9 @@ pub async fn supervise(
         processes.ended(&provider, status.clone(), wait);
         let report = processes.get(&provider);
         let restarts = report.as_ref().map_or(0, |r| r.restarts);
-        let stderr: Vec<String> = report.map(|r| r.stderr_tail.into()).unwrap_or_default();
+        let stderr: Vec<String> = report.map(|r| r.stderr).unwrap_or_default();
         tracing::warn!(provider, %status, ran = %humantime::format_duration(round(ran)), restarts,
-            restart_in = %humantime::format_duration(wait), ?stderr,
+            restart_in = %humantime::format_duration(round(wait)), ?stderr,
             "provider process exited; starting it again after the backoff");
         registry.poke(&provider);
         tokio::select! {

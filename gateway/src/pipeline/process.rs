@@ -10,7 +10,10 @@ use std::{
 
 use serde::Serialize;
 
-/// Stderr lines kept per process, each cut to `LINE_MAX` bytes.
+/// Stderr lines kept of a process's last run: its first ones (where the
+/// error usually is) and its last ones (where a crash ends), each cut to
+/// `LINE_MAX` bytes.
+const HEAD_LINES: usize = 3;
 const TAIL_LINES: usize = 5;
 const LINE_MAX: usize = 300;
 
@@ -36,9 +39,16 @@ pub struct ProcessReport {
     pub last_exit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_in_ms: Option<u64>,
-    /// Its last lines on stderr, oldest first.
-    #[serde(skip_serializing_if = "VecDeque::is_empty")]
-    pub stderr_tail: VecDeque<String>,
+    /// Its first and last lines on stderr in its last run, with `…` for
+    /// what is left out between them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr: Vec<String>,
+    #[serde(skip)]
+    head: Vec<String>,
+    #[serde(skip)]
+    tail: VecDeque<String>,
+    #[serde(skip)]
+    skipped: bool,
     #[serde(skip)]
     since: Instant,
     #[serde(skip)]
@@ -66,8 +76,8 @@ impl ProcessReport {
                 let wait = humantime::format_duration(Duration::from_millis(ms));
                 s.push_str(&format!("; starting it again in {wait}"));
             }
-            if let Some(line) = self.stderr_tail.back() {
-                s.push_str(&format!("; its last stderr line: {line}"));
+            if let Some(line) = self.head.first() {
+                s.push_str(&format!("; its first stderr line: {line}"));
             }
             s
         })
@@ -90,6 +100,11 @@ impl Processes {
         r.restart_in_ms = r
             .restart_at
             .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64);
+        r.stderr = r.head.clone();
+        if r.skipped {
+            r.stderr.push("…".into());
+        }
+        r.stderr.extend(r.tail.iter().cloned());
         Some(r)
     }
 
@@ -102,6 +117,12 @@ impl Processes {
             r.pid = pid;
             r.since = Instant::now();
             r.restart_at = None;
+            if pid.is_some() {
+                // A new run: its own lines.
+                r.head.clear();
+                r.tail.clear();
+                r.skipped = false;
+            }
         });
     }
 
@@ -121,11 +142,17 @@ impl Processes {
         while !line.is_char_boundary(end) {
             end -= 1;
         }
+        let line = line[..end].to_string();
         self.with(provider, |r| {
-            if r.stderr_tail.len() == TAIL_LINES {
-                r.stderr_tail.pop_front();
+            if r.head.len() < HEAD_LINES {
+                r.head.push(line);
+                return;
             }
-            r.stderr_tail.push_back(line[..end].to_string());
+            if r.tail.len() == TAIL_LINES {
+                r.tail.pop_front();
+                r.skipped = true;
+            }
+            r.tail.push_back(line);
         });
     }
 
@@ -144,7 +171,10 @@ impl Processes {
                 restarts: 0,
                 last_exit: None,
                 restart_in_ms: None,
-                stderr_tail: VecDeque::new(),
+                stderr: Vec::new(),
+                head: Vec::new(),
+                tail: VecDeque::new(),
+                skipped: false,
                 since: Instant::now(),
                 restart_at: None,
             });
@@ -166,9 +196,10 @@ mod tests {
         p.started("a", Some(7));
         assert_eq!(p.get("a").unwrap().restarts, 0);
         assert!(p.get("a").unwrap().summary().is_none(), "running");
-        p.stderr("a", "error: no settings");
+        p.stderr("a", "an earlier run's line");
         p.ended("a", "exit status: 3".into(), Duration::from_secs(2));
         p.started("a", Some(8));
+        p.stderr("a", "error: no settings");
         p.ended("a", "exit status: 3".into(), Duration::from_secs(4));
         let r = p.get("a").unwrap();
         assert_eq!(
@@ -182,7 +213,7 @@ mod tests {
         let s = r.summary().unwrap();
         assert!(s.starts_with("the managed process is not running: exit status: 3; restarts so far: 1; starting it again in 3s"), "{s}");
         assert!(
-            s.ends_with("its last stderr line: error: no settings"),
+            s.ends_with("its first stderr line: error: no settings"),
             "{s}"
         );
         p.forget("a");
@@ -190,15 +221,20 @@ mod tests {
     }
 
     #[test]
-    fn the_stderr_tail_is_short_and_cut_on_a_char_boundary() {
+    fn stderr_keeps_a_runs_first_and_last_lines_cut_on_a_char_boundary() {
         let p = Processes::default();
+        p.started("a", Some(1));
         for i in 0..10 {
             p.stderr("a", &format!("line {i}"));
         }
         p.stderr("a", &"é".repeat(400));
-        let tail = p.get("a").unwrap().stderr_tail;
-        assert_eq!(tail.len(), TAIL_LINES);
-        assert_eq!(tail[0], "line 6");
-        assert_eq!(tail[4].len(), LINE_MAX);
+        let lines = p.get("a").unwrap().stderr;
+        assert_eq!(lines[..4], ["line 0", "line 1", "line 2", "…"]);
+        assert_eq!(lines[4..8], ["line 6", "line 7", "line 8", "line 9"]);
+        assert_eq!(lines.len(), HEAD_LINES + 1 + TAIL_LINES);
+        assert_eq!(lines.last().unwrap().len(), LINE_MAX);
+        // The next run starts afresh.
+        p.started("a", Some(2));
+        assert!(p.get("a").unwrap().stderr.is_empty());
     }
 }

@@ -109,7 +109,7 @@ async fn a_managed_provider_that_exits_at_once_shows_why_and_what_is_next() {
         "{p}"
     );
     assert_eq!(
-        proc["stderr_tail"].as_array().unwrap().last().unwrap(),
+        proc["stderr"].as_array().unwrap().last().unwrap(),
         "crashy: cannot read its settings",
         "{p}"
     );
