@@ -193,7 +193,11 @@ impl GatewayError {
             | GatewayError::UnknownPrompt(_)
             | GatewayError::AmbiguousPrompt { .. }
             | GatewayError::InvalidParams(_) => ErrorCode::INVALID_PARAMS.0,
-            GatewayError::UnknownResource(_) => codes::RESOURCE_NOT_FOUND,
+            GatewayError::UnknownResource(uri) => {
+                // SEP-2164: the URI that was not found, for the client to match.
+                data["uri"] = json!(uri);
+                codes::RESOURCE_NOT_FOUND
+            }
             GatewayError::PayloadTooLarge { .. } => codes::PAYLOAD_TOO_LARGE,
             GatewayError::OutputSchema { .. } | GatewayError::BadProviderResponse { .. } => {
                 ErrorCode::INTERNAL_ERROR.0

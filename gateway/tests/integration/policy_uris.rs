@@ -146,6 +146,12 @@ async fn a_subscription_to_a_hidden_exposed_uri_gets_no_updates() {
         .await
         .unwrap_err();
     assert_eq!(rpc_error(&e).code.0, -32002);
+    // SEP-2164: the URI asked for, as for any unknown one.
+    assert_eq!(
+        rpc_error(&e).data.unwrap()["uri"],
+        "ev+ev://greeting",
+        "{e:?}"
+    );
     let text = reader
         .read_resource(ReadResourceRequestParams::new("ev+ev://greeting"))
         .await
