@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use mcp_gateway_proto::provider::{Caller, InvokeResponse, Progress, invoke_response::Event};
+use mcp_gateway_proto::provider::{
+    Caller, InvokeResponse, LogMessage, Progress, invoke_response::Event,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,34 @@ struct Inner {
     vars: HashMap<String, String>,
     progress: Option<ProgressSink>,
     events: crate::Publisher,
+}
+
+/// A log message's severity, as MCP names them (RFC 5424).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Notice => "notice",
+            Self::Warning => "warning",
+            Self::Error => "error",
+            Self::Critical => "critical",
+            Self::Alert => "alert",
+            Self::Emergency => "emergency",
+        }
+    }
 }
 
 /// The Invoke stream's sender plus the last value sent, so progress stays
@@ -148,6 +178,31 @@ impl Context {
         async move {
             if let Some((tx, msg)) = send {
                 // A closed channel means the call is over; nothing to report to.
+                let _ = tx.send(Ok(msg)).await;
+            }
+        }
+    }
+
+    /// Sends a log message to the client that made this call, and no one
+    /// else (MCP `notifications/message`): the gateway delivers it only if
+    /// that client asked for `level` or more, on the call's own stream.
+    /// `data` is any JSON value. A no-op outside tools or once the call is
+    /// over. Awaiting applies back-pressure if the gateway is slow.
+    pub fn log(
+        &self,
+        level: LogLevel,
+        data: impl serde::Serialize,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let send = self.inner.progress.as_ref().map(|sink| {
+            let event = Event::Log(LogMessage {
+                level: level.as_str().to_string(),
+                logger: String::new(),
+                data: serde_json::to_vec(&data).unwrap_or_else(|_| b"null".to_vec()),
+            });
+            (sink.tx.clone(), InvokeResponse { event: Some(event) })
+        });
+        async move {
+            if let Some((tx, msg)) = send {
                 let _ = tx.send(Ok(msg)).await;
             }
         }

@@ -62,7 +62,7 @@ mod tool;
 
 pub use builder::{Provider, ProviderBuilder};
 pub use content::Content;
-pub use context::Context;
+pub use context::{Context, LogLevel};
 pub use error::{SdkError, ToolError};
 pub use events::{EventBuilder, Publisher};
 pub use prompt::{Prompt, PromptReply, PromptReplyExt};
@@ -81,7 +81,7 @@ pub use mcp_gateway_proto::provider::{Caller, Role};
 pub mod prelude {
     pub use crate::content::{self, Content};
     pub use crate::{
-        Caller, Context, Prompt, PromptReply, PromptReplyExt, Provider, ProviderBuilder,
+        Caller, Context, LogLevel, Prompt, PromptReply, PromptReplyExt, Provider, ProviderBuilder,
         ProviderService, Publisher, Resource, ResourceBody, ResourceTemplate, Role,
         RunningProvider, SdkError, TlsConfig, Tool, ToolError, ToolOutput, schema_from_file,
         schema_from_str,

@@ -365,13 +365,14 @@ impl Stream for ResultStream {
             return Poll::Ready(None);
         }
         let item = std::task::ready!(self.rx.poll_recv(cx));
-        let progress = matches!(
+        // Progress and log messages come before the result; the result ends it.
+        let before_result = matches!(
             &item,
             Some(Ok(InvokeResponse {
-                event: Some(Event::Progress(_)),
+                event: Some(Event::Progress(_) | Event::Log(_)),
             }))
         );
-        self.done = !progress;
+        self.done = !before_result;
         Poll::Ready(item)
     }
 }

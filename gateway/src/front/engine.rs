@@ -25,7 +25,7 @@ use super::params::{META_CAPABILITIES, Meta};
 use super::session::Session;
 use crate::events::{Events, RECENT_URI};
 use crate::pipeline::catalog::Catalog;
-use crate::pipeline::dispatch::{Dispatcher, ProgressFn, RequestCx};
+use crate::pipeline::dispatch::{Dispatcher, LogFn, ProgressFn, Relay, RequestCx};
 use crate::pipeline::notify::{Filter, MAX_SUBSCRIPTIONS, MAX_URI_BYTES, Notifier, notification};
 use crate::security::auth::Identity;
 use crate::security::policy::Kind;
@@ -516,14 +516,19 @@ impl Engine {
     ) -> Result<ServerResult, ErrorData> {
         let arguments = take_object(call, "arguments");
         let meta = call.meta.take();
-        // The gateway owns progress delivery.
-        let progress = meta
-            .as_ref()
-            .and_then(|m| m.progress_token.clone())
-            .and_then(|token| progress_reporter(token, x.early.clone()?));
+        // The gateway owns progress and log delivery: to this request's
+        // stream only.
+        let relay = Relay {
+            progress: meta
+                .as_ref()
+                .and_then(|m| m.progress_token.clone())
+                .and_then(|token| progress_reporter(token, x.early.clone()?)),
+            log: log_rank(x, meta.as_ref())
+                .and_then(|min| Some(log_reporter(min, x.early.clone()?))),
+        };
         let meta = meta.map(|m| m.for_provider()).unwrap_or_default();
         self.dispatcher
-            .call_tool(cx, call.str_param("name"), arguments, meta, progress)
+            .call_tool(cx, call.str_param("name"), arguments, meta, relay)
             .await
             .map(|r| ServerResult::from(CallToolResponse::from(r)))
             .map_err(|e| e.to_mcp(&cx.correlation_id))
@@ -665,6 +670,46 @@ fn caller_of(id: &Identity, session: Option<&Session>) -> pb::Caller {
         agent: id.agent.clone(),
         session_id: session.map(|s| s.reference.clone()).unwrap_or_default(),
     }
+}
+
+/// The least severe log message this request's client wants, as a rank:
+/// the request's `logLevel` (2026-07-28), or its session's
+/// `logging/setLevel` (2025-11-25). `None`: it wants none.
+pub(crate) fn log_rank<R: std::borrow::Borrow<RawValue>>(
+    x: &Exchange,
+    meta: Option<&Meta<R>>,
+) -> Option<u8> {
+    match &x.session {
+        Some(s) => s.state.log_rank(),
+        None => meta
+            .and_then(|m| m.log_level.as_deref())
+            .and_then(crate::pipeline::convert::log_level)
+            .map(|l| l as u8),
+    }
+}
+
+/// Sends a provider's log messages as `notifications/message` ahead of the
+/// answer, those at `min` or above.
+fn log_reporter(min: u8, early: mpsc::Sender<Bytes>) -> LogFn {
+    Box::new(move |level, logger, data| {
+        let early = early.clone();
+        Box::pin(async move {
+            if (level as u8) < min {
+                return;
+            }
+            let mut p = json!({"level": level, "data": data});
+            if !logger.is_empty() {
+                p["logger"] = json!(logger);
+            }
+            if early
+                .send(notification("notifications/message", p))
+                .await
+                .is_err()
+            {
+                tracing::debug!("log notification not delivered");
+            }
+        })
+    })
 }
 
 /// Sends `notifications/progress` for `token` ahead of the answer.

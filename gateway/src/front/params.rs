@@ -43,6 +43,9 @@ pub(crate) struct Meta<R> {
     pub capabilities: bool,
     pub traceparent: Option<String>,
     pub progress_token: Option<Value>,
+    /// `io.modelcontextprotocol/logLevel` (2026-07-28): the least severe log
+    /// message the client wants for this request.
+    pub log_level: Option<String>,
 }
 
 impl Meta<&RawValue> {
@@ -57,6 +60,8 @@ impl Meta<&RawValue> {
             traceparent: Option<Cow<'a, str>>,
             #[serde(borrow, rename = "progressToken")]
             progress_token: Option<&'a RawValue>,
+            #[serde(borrow, rename = "io.modelcontextprotocol/logLevel")]
+            log_level: Option<Cow<'a, str>>,
         }
         match serde_json::from_str::<Keys>(raw.get()) {
             Ok(k) => Meta {
@@ -67,6 +72,7 @@ impl Meta<&RawValue> {
                 progress_token: k
                     .progress_token
                     .and_then(|t| serde_json::from_str(t.get()).ok()),
+                log_level: k.log_level.map(Cow::into_owned),
             },
             // A key sent twice, or a string key holding something else:
             // read it as a tree does (the last one wins; a wrong type is
@@ -80,6 +86,7 @@ impl Meta<&RawValue> {
                     capabilities: tree.get(META_CAPABILITIES).is_some_and(Value::is_object),
                     traceparent: string("traceparent"),
                     progress_token: tree.get("progressToken").cloned(),
+                    log_level: string("io.modelcontextprotocol/logLevel"),
                 }
             }
         }
@@ -93,6 +100,7 @@ impl Meta<&RawValue> {
             capabilities: self.capabilities,
             traceparent: self.traceparent,
             progress_token: self.progress_token,
+            log_level: self.log_level,
         }
     }
 }

@@ -13,6 +13,12 @@ use std::sync::Arc;
 use crate::pipeline::naming::UriMap;
 
 /// Empty bytes mean "absent" in the contract.
+/// A contract `LogMessage.level` as MCP's; `None` for a name MCP lacks.
+#[allow(deprecated)] // logging: deprecated by SEP-2577, served to clients that ask
+pub fn log_level(name: &str) -> Option<rmcp::model::LoggingLevel> {
+    serde_json::from_value(Value::String(name.to_ascii_lowercase())).ok()
+}
+
 pub fn json_opt(bytes: &[u8]) -> Result<Option<Value>, String> {
     if bytes.is_empty() {
         return Ok(None);

@@ -191,6 +191,12 @@ impl SessionState {
         }
     }
 
+    /// The least severe level the session asked for (`logging/setLevel`),
+    /// as a rank (`LoggingLevel as u8`); `None` if it never asked.
+    pub fn log_rank(&self) -> Option<u8> {
+        *self.log_level.lock().expect("level lock")
+    }
+
     #[allow(deprecated)]
     fn logs(&self, level: LoggingLevel) -> bool {
         self.log_level

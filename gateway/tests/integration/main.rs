@@ -3,6 +3,7 @@
 //! real rmcp clients in both protocol revisions.
 
 mod cache;
+mod call_logs;
 mod cli;
 mod common;
 mod conformance;

@@ -295,12 +295,14 @@ async fn answer(
     ends: CancellationToken,
     listen_ends: CancellationToken,
 ) -> Response {
-    let wants_progress = call.wants_progress();
+    // Progress, or log messages the client asked for, may come first.
+    let wants_early = call.wants_progress()
+        || (call.method == "tools/call" && engine::log_rank(&x, call.meta.as_ref()).is_some());
     let ends = Some(ends);
     // Runs in the connection's own task. A client that goes away drops it:
     // the provider call is reset (the provider sees the cancellation) and
     // the audit log records the call as cancelled.
-    let reply = if !wants_progress {
+    let reply = if !wants_early {
         engine.request(x, call).await
     } else {
         let (tx, mut rx) = mpsc::channel(32);

@@ -82,6 +82,19 @@ impl RequestCx {
 /// Receives provider progress: (progress, total, message).
 pub type ProgressFn = Box<dyn Fn(f64, Option<f64>, String) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Receives a provider's log message for the caller: (level, logger, data).
+#[allow(deprecated)] // logging: deprecated by SEP-2577, served to clients that ask
+pub type LogFn =
+    Box<dyn Fn(rmcp::model::LoggingLevel, String, Value) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Where what a provider sends before its result goes: the calling
+/// request's own stream, and nowhere else. `None`: the caller did not ask.
+#[derive(Default)]
+pub struct Relay {
+    pub progress: Option<ProgressFn>,
+    pub log: Option<LogFn>,
+}
+
 pub struct Dispatcher {
     registry: Arc<Registry>,
     max_payload: usize,
@@ -167,7 +180,7 @@ impl Dispatcher {
         name: &str,
         args: Option<JsonObject>,
         meta: Vec<u8>,
-        progress: Option<ProgressFn>,
+        relay: Relay,
     ) -> Result<CallToolResult, GatewayError> {
         let span = cx.span(|| {
             tracing::info_span!(
@@ -183,7 +196,7 @@ impl Dispatcher {
         // Boxed where it is made: the provider call's future is kilobytes, and
         // each move into the next wrapper (observe, instrument, the caller)
         // would copy all of it.
-        let work = Box::pin(self.call_tool_inner(cx, &trace, name, args, meta, progress));
+        let work = Box::pin(self.call_tool_inner(cx, &trace, name, args, meta, relay));
         self.observe("tools/call", name, cx, &trace, work)
             .instrument(span)
             .await
@@ -196,7 +209,7 @@ impl Dispatcher {
         name: &str,
         args: Option<JsonObject>,
         meta: Vec<u8>,
-        progress: Option<ProgressFn>,
+        relay: Relay,
     ) -> Result<CallToolResult, GatewayError> {
         let entry = self.visibility.visible_tool(&cx.caller, name)?;
         let _ = trace.tool.set(entry.clone());
@@ -256,12 +269,12 @@ impl Dispatcher {
         };
         let up = &entry.upstream;
         // Safe to repeat only if the tool says so and the client has not
-        // seen any of this attempt (a relayed progress message).
+        // seen any of this attempt (a relayed progress or log message).
         let hints = entry.tool.annotations.as_ref();
         let repeatable = hints
             .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
         let progressed = std::sync::atomic::AtomicBool::new(false);
-        let (req, progress, progressed_ref) = (&req, &progress, &progressed);
+        let (req, relay, progressed_ref) = (&req, &relay, &progressed);
         let result = self
             .guarded(
                 cx,
@@ -274,9 +287,23 @@ impl Dispatcher {
                     while let Some(msg) = stream.message().await? {
                         match msg.event {
                             Some(pb::invoke_response::Event::Progress(p)) => {
-                                if let Some(report) = progress {
+                                if let Some(report) = &relay.progress {
                                     progressed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
                                     report(p.progress, p.total, p.message).await;
+                                }
+                            }
+                            Some(pb::invoke_response::Event::Log(l)) => {
+                                if let (Some(send), Some(level)) =
+                                    (&relay.log, crate::pipeline::convert::log_level(&l.level))
+                                {
+                                    progressed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    let data =
+                                        serde_json::from_slice(&l.data).unwrap_or_else(|_| {
+                                            Value::String(
+                                                String::from_utf8_lossy(&l.data).into_owned(),
+                                            )
+                                        });
+                                    send(level, l.logger, data).await;
                                 }
                             }
                             Some(pb::invoke_response::Event::Result(r)) => {

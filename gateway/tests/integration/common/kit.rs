@@ -70,6 +70,12 @@ pub fn kit(probe: Arc<KitProbe>) -> ProviderBuilder {
             }
             Ok(ToolOutput::text("finished"))
         }))
+        .tool(Tool::new("log.v1", |a: Msg, cx: Context| async move {
+            cx.log(LogLevel::Debug, "a detail").await;
+            cx.log(LogLevel::Warning, serde_json::json!({ "said": a.message }))
+                .await;
+            Ok(ToolOutput::text("logged"))
+        }))
         .tool(Tool::new("slow.v1", move |a: SlowArgs, cx: Context| {
             let probe = p1.clone();
             async move {
