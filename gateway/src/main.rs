@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long)]
     stdio: bool,
     /// Override the config's `listen` address.
-    #[arg(long, env = "MCP_GATEWAY_LISTEN")]
+    #[arg(long, env = "MCP_GATEWAY_LISTEN", global = true)]
     listen: Option<SocketAddr>,
     /// Log lines as JSON (for services and log pipelines) or as text for a
     /// person (coloured when stderr is a terminal).
@@ -152,17 +152,29 @@ fn load(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
             (c, false) => (c, None),
         },
     };
-    if let Some(listen) = cli.listen {
-        // Re-validate: the override may be a public address.
-        config.listen = listen;
-        if config.unauthenticated_public_bind() {
-            anyhow::bail!(
-                "invalid config: listen: {listen} is not a loopback address and clients are not \
-                 authenticated; bind 127.0.0.1 or set allow_unauthenticated_public_bind: true"
-            );
-        }
+    if let Err(p) = override_listen(cli, &mut config) {
+        anyhow::bail!("invalid config: {p}");
     }
     Ok((config, watch))
+}
+
+/// `--listen` (or `MCP_GATEWAY_LISTEN`) over the config's, re-validated:
+/// the override may be a public address.
+fn override_listen(cli: &Cli, config: &mut Config) -> Result<(), mcp_gateway::config::Problem> {
+    let Some(listen) = cli.listen else {
+        return Ok(());
+    };
+    config.listen = listen;
+    if config.unauthenticated_public_bind() {
+        return Err(mcp_gateway::config::Problem {
+            field: "listen".into(),
+            message: format!(
+                "{listen} (from --listen) is not a loopback address and clients are not \
+                 authenticated; bind 127.0.0.1 or set allow_unauthenticated_public_bind: true"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `mcp-gateway check`: the file must exist (the embedded default needs no
@@ -173,8 +185,12 @@ fn check(cli: &Cli) -> ExitCode {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let problems = match Config::load(&path) {
-        Ok(config) => {
-            let problems = mcp_gateway::preflight(&config);
+        Ok(mut config) => {
+            let mut problems: Vec<_> = override_listen(cli, &mut config)
+                .err()
+                .into_iter()
+                .collect();
+            problems.extend(mcp_gateway::preflight(&config));
             if problems.is_empty() {
                 let names: Vec<_> = config.providers.iter().map(|p| p.name.as_str()).collect();
                 println!(

@@ -784,6 +784,11 @@ mod tests {
         let p = problems("providers:\n  - name: a\n");
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].message.contains("missing field `endpoint`"), "{p:?}");
+        // A key truly missing beside one set aside is still reported.
+        let p = problems("providers:\n  - endpoint: http://h:1\n    pool_size: big\n");
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["providers[0].pool_size", "providers[0]"], "{p:?}");
+        assert!(p[1].message.contains("missing field `name`"), "{p:?}");
     }
 
     #[test]

@@ -43,15 +43,24 @@ pub(super) fn read<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Problem>> {
                 next = found(&e);
                 // A required key we took out is not the user's mistake.
                 let (p, _) = &next;
-                if p.message.starts_with("missing field")
-                    && removed.iter().any(|r| r.starts_with(p.field.as_str()))
-                {
-                    break;
+                if let Some(key) = missing_key(&p.message) {
+                    let path = match p.field.as_str() {
+                        "(top level)" => key.to_string(),
+                        parent => format!("{parent}.{key}"),
+                    };
+                    if removed.contains(&path) {
+                        break;
+                    }
                 }
             }
         }
     }
     Err(problems)
+}
+
+/// `key` of serde's "missing field `key`".
+fn missing_key(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 enum Step {

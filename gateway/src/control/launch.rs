@@ -279,11 +279,16 @@ fn forward(provider: &str, stream: &'static str, line: &str) -> String {
             .join(" "),
     };
     let fields = fields.as_str();
-    match level.as_str() {
-        "ERROR" => tracing::error!(target: "provider", provider, stream, fields, "{message}"),
-        "WARN" => tracing::warn!(target: "provider", provider, stream, fields, "{message}"),
-        "DEBUG" => tracing::debug!(target: "provider", provider, stream, fields, "{message}"),
-        "TRACE" => tracing::trace!(target: "provider", provider, stream, fields, "{message}"),
+    // Loggers spell levels their own way (WARN, warning, Error, fatal...).
+    match level.to_ascii_lowercase().as_str() {
+        "error" | "fatal" | "critical" | "crit" | "alert" | "emergency" | "panic" => {
+            tracing::error!(target: "provider", provider, stream, fields, "{message}")
+        }
+        "warn" | "warning" => {
+            tracing::warn!(target: "provider", provider, stream, fields, "{message}")
+        }
+        "debug" => tracing::debug!(target: "provider", provider, stream, fields, "{message}"),
+        "trace" => tracing::trace!(target: "provider", provider, stream, fields, "{message}"),
         _ => tracing::info!(target: "provider", provider, stream, fields, "{message}"),
     }
     format!("{level} {message}").trim().to_string()

@@ -695,19 +695,20 @@ fn log_reporter(min: u8, early: mpsc::Sender<Bytes>) -> LogFn {
         let early = early.clone();
         Box::pin(async move {
             if (level as u8) < min {
-                return;
+                return false;
             }
             let mut p = json!({"level": level, "data": data});
             if !logger.is_empty() {
                 p["logger"] = json!(logger);
             }
-            if early
+            let sent = early
                 .send(notification("notifications/message", p))
                 .await
-                .is_err()
-            {
+                .is_ok();
+            if !sent {
                 tracing::debug!("log notification not delivered");
             }
+            sent
         })
     })
 }

@@ -8,7 +8,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -125,16 +125,30 @@ impl Outbox {
 static SUBSCRIBED: AtomicUsize = AtomicUsize::new(0);
 static LOGGING: AtomicUsize = AtomicUsize::new(0);
 
+/// No `logging/setLevel` yet.
+const NO_LEVEL: u8 = u8::MAX;
+
 /// What one 2025-11-25 session asked for, and where its messages go.
-#[derive(Default)]
 pub struct SessionState {
     uris: Mutex<HashSet<String>>,
-    /// Minimum `notifications/message` severity (rank). None: the session
-    /// never asked (`logging/setLevel`), so it gets no log messages.
-    log_level: Mutex<Option<u8>>,
+    /// Minimum `notifications/message` severity (rank), or [`NO_LEVEL`]:
+    /// the session never asked (`logging/setLevel`), so it gets no log
+    /// messages. An atomic: every `tools/call` reads it.
+    log_level: AtomicU8,
     /// Who the session's latest request came from, for event filtering.
     caller: Mutex<Option<pb::Caller>>,
     pub outbox: Outbox,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        Self {
+            uris: Mutex::default(),
+            log_level: AtomicU8::new(NO_LEVEL),
+            caller: Mutex::default(),
+            outbox: Outbox::default(),
+        }
+    }
 }
 
 impl SessionState {
@@ -180,13 +194,7 @@ impl SessionState {
 
     #[allow(deprecated)]
     pub fn set_log_level(&self, level: LoggingLevel) {
-        if self
-            .log_level
-            .lock()
-            .expect("level lock")
-            .replace(level as u8)
-            .is_none()
-        {
+        if self.log_level.swap(level as u8, Ordering::Relaxed) == NO_LEVEL {
             LOGGING.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -194,15 +202,13 @@ impl SessionState {
     /// The least severe level the session asked for (`logging/setLevel`),
     /// as a rank (`LoggingLevel as u8`); `None` if it never asked.
     pub fn log_rank(&self) -> Option<u8> {
-        *self.log_level.lock().expect("level lock")
+        let rank = self.log_level.load(Ordering::Relaxed);
+        (rank != NO_LEVEL).then_some(rank)
     }
 
     #[allow(deprecated)]
     fn logs(&self, level: LoggingLevel) -> bool {
-        self.log_level
-            .lock()
-            .expect("level lock")
-            .is_some_and(|min| level as u8 >= min)
+        self.log_rank().is_some_and(|min| level as u8 >= min)
     }
 }
 
@@ -213,11 +219,7 @@ impl Drop for SessionState {
             .get_mut()
             .map_or_else(|e| e.into_inner().len(), |u| u.len());
         SUBSCRIBED.fetch_sub(uris, Ordering::Relaxed);
-        let logging = self
-            .log_level
-            .get_mut()
-            .map_or_else(|e| e.into_inner().is_some(), |l| l.is_some());
-        if logging {
+        if *self.log_level.get_mut() != NO_LEVEL {
             LOGGING.fetch_sub(1, Ordering::Relaxed);
         }
     }

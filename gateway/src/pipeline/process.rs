@@ -64,8 +64,9 @@ impl ProcessReport {
         }
     }
 
-    /// For `last_error` while the process is not running.
-    pub fn summary(&self) -> Option<String> {
+    /// For `last_error` while the process is not running; its first
+    /// stderr line too with `output`.
+    pub fn summary(&self, output: bool) -> Option<String> {
         (self.state == ProcessState::Restarting).then(|| {
             let mut s = format!(
                 "the managed process is not running: {}; restarts so far: {}",
@@ -76,7 +77,7 @@ impl ProcessReport {
                 let wait = humantime::format_duration(Duration::from_millis(ms));
                 s.push_str(&format!("; starting it again in {wait}"));
             }
-            if let Some(line) = self.head.first() {
+            if let Some(line) = self.head.first().filter(|_| output) {
                 s.push_str(&format!("; its first stderr line: {line}"));
             }
             s
@@ -143,7 +144,10 @@ impl Processes {
             end -= 1;
         }
         let line = line[..end].to_string();
-        self.with(provider, |r| {
+        // Only while managed: a line read after the provider was forgotten
+        // must not bring its report back.
+        let mut all = self.0.lock().expect("processes lock");
+        if let Some(r) = all.get_mut(provider) {
             if r.head.len() < HEAD_LINES {
                 r.head.push(line);
                 return;
@@ -153,7 +157,7 @@ impl Processes {
                 r.skipped = true;
             }
             r.tail.push_back(line);
-        });
+        }
     }
 
     /// The provider is no longer managed.
@@ -190,12 +194,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_forgotten_provider_stays_forgotten() {
+        let p = Processes::default();
+        p.started("a", Some(1));
+        p.forget("a");
+        p.stderr("a", "a late line");
+        assert!(p.get("a").is_none());
+    }
+
+    #[test]
     fn a_crash_loop_is_counted_and_explained() {
         let p = Processes::default();
         p.started("a", None);
         p.started("a", Some(7));
         assert_eq!(p.get("a").unwrap().restarts, 0);
-        assert!(p.get("a").unwrap().summary().is_none(), "running");
+        assert!(p.get("a").unwrap().summary(true).is_none(), "running");
         p.stderr("a", "an earlier run's line");
         p.ended("a", "exit status: 3".into(), Duration::from_secs(2));
         p.started("a", Some(8));
@@ -210,7 +223,8 @@ mod tests {
             r.restart_in_ms.is_some_and(|ms| ms > 3000 && ms <= 4000),
             "{r:?}"
         );
-        let s = r.summary().unwrap();
+        assert!(!r.summary(false).unwrap().contains("stderr"));
+        let s = r.summary(true).unwrap();
         assert!(s.starts_with("the managed process is not running: exit status: 3; restarts so far: 1; starting it again in 3s"), "{s}");
         assert!(
             s.ends_with("its first stderr line: error: no settings"),

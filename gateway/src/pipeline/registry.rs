@@ -77,12 +77,13 @@ struct Slot {
 #[derive(Default)]
 struct Down {
     attempts: u32,
-    /// The error last logged, when, and when to say it again.
-    logged: Option<(String, std::time::Instant, Duration)>,
+    /// The error last logged, when first, when to say it again, and the
+    /// interval after that.
+    logged: Option<(String, std::time::Instant, std::time::Instant, Duration)>,
 }
 
-/// A failure that goes on is logged again after a minute, then after 2, 4,
-/// 8... minutes, up to every hour.
+/// A failure that goes on is logged again after a minute, then at doubling
+/// intervals (2, 4, 8... minutes), at most an hour apart.
 const FIRST_REMINDER: Duration = Duration::from_secs(60);
 const LAST_REMINDER: Duration = Duration::from_secs(3600);
 
@@ -283,6 +284,13 @@ impl Registry {
     }
 
     pub fn statuses(&self) -> Vec<ProviderStatus> {
+        self.statuses_with(false)
+    }
+
+    /// With `output`, a managed process's stderr lines too: they may carry
+    /// whatever the provider printed (paths, URLs with credentials), so
+    /// they are for the log and for a gateway nobody else can reach.
+    pub fn statuses_with(&self, output: bool) -> Vec<ProviderStatus> {
         self.slots
             .load()
             .iter()
@@ -296,9 +304,12 @@ impl Registry {
                 }
                 let items = s.items.load();
                 let count = |f: fn(&ProviderItems) -> usize| items.as_deref().map_or(0, f);
-                let process = self.processes.get(s.upstream.name());
+                let mut process = self.processes.get(s.upstream.name());
+                if !output && let Some(p) = &mut process {
+                    p.stderr.clear();
+                }
                 // Why it does not answer comes first: its process is not running.
-                let err = match (process.as_ref().and_then(|p| p.summary()), err) {
+                let err = match (process.as_ref().and_then(|p| p.summary(output)), err) {
                     (Some(why), Some(e)) => Some(format!("{why} (discovery: {e})")),
                     (why, e) => why.or(e),
                 };
@@ -435,13 +446,14 @@ impl Registry {
         let attempts = down.attempts;
         let now = std::time::Instant::now();
         match &mut down.logged {
-            Some((logged, since, remind)) if logged == err => {
-                if now.duration_since(*since) >= *remind {
+            Some((logged, since, next_at, remind)) if logged == err => {
+                if now >= *next_at {
                     let down_for = humantime::format_duration(Duration::from_secs(
                         now.duration_since(*since).as_secs(),
                     ))
                     .to_string();
                     *remind = (*remind * 2).min(LAST_REMINDER);
+                    *next_at = now + *remind;
                     tracing::warn!(
                         provider = name,
                         endpoint,
@@ -462,7 +474,7 @@ impl Registry {
                     "provider unavailable; its items are left out, and discovery retries it (backing off to every {retry_max})"
                 );
                 down.attempts = 1;
-                down.logged = Some((err.to_string(), now, FIRST_REMINDER));
+                down.logged = Some((err.to_string(), now, now + FIRST_REMINDER, FIRST_REMINDER));
             }
         }
     }

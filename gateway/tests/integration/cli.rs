@@ -165,14 +165,17 @@ fn check_fails_on_what_start_fails_on_naming_each_field() {
 #[test]
 fn public_listen_override_is_refused_without_auth() {
     let f = temp_config("providers: []\n");
-    let (ok, _, err) = run(&[
-        "--config",
-        f.path().to_str().unwrap(),
-        "--listen",
-        "0.0.0.0:0",
-    ]);
-    assert!(!ok);
-    assert!(err.contains("loopback"), "{err}");
+    let path = f.path().to_str().unwrap();
+    // Start refuses it, and so does check.
+    for args in [
+        vec!["--config", path, "--listen", "0.0.0.0:0"],
+        vec!["check", "--config", path, "--listen", "0.0.0.0:0"],
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains("listen: 0.0.0.0:0 (from --listen)"), "{err}");
+        assert!(err.contains("loopback"), "{err}");
+    }
 }
 
 #[test]

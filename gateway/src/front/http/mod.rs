@@ -421,9 +421,12 @@ async fn health() -> impl IntoResponse {
 
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     let draining = s.exchanges.is_draining();
+    // /ready answers anyone: a provider's own output only while clients are
+    // not authenticated either (loopback, unless the operator opened it).
+    let output = s.gateway.auth().config().mode == crate::security::auth::AuthMode::None;
     let body = json!({
         "status": if draining { "draining" } else { "ready" },
-        "providers": s.gateway.registry().statuses(),
+        "providers": s.gateway.registry().statuses_with(output),
         "sessions": s.sessions.count(),
         "in_flight": s.gateway.dispatcher().in_flight(),
         "events": s.gateway.events().stats(),

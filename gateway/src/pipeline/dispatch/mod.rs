@@ -82,10 +82,11 @@ impl RequestCx {
 /// Receives provider progress: (progress, total, message).
 pub type ProgressFn = Box<dyn Fn(f64, Option<f64>, String) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// Receives a provider's log message for the caller: (level, logger, data).
+/// Receives a provider's log message for the caller: (level, logger,
+/// data); resolves to whether it was sent (not below the client's level).
 #[allow(deprecated)] // logging: deprecated by SEP-2577, served to clients that ask
 pub type LogFn =
-    Box<dyn Fn(rmcp::model::LoggingLevel, String, Value) -> BoxFuture<'static, ()> + Send + Sync>;
+    Box<dyn Fn(rmcp::model::LoggingLevel, String, Value) -> BoxFuture<'static, bool> + Send + Sync>;
 
 /// Where what a provider sends before its result goes: the calling
 /// request's own stream, and nowhere else. `None`: the caller did not ask.
@@ -296,14 +297,17 @@ impl Dispatcher {
                                 if let (Some(send), Some(level)) =
                                     (&relay.log, crate::pipeline::convert::log_level(&l.level))
                                 {
-                                    progressed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
                                     let data =
                                         serde_json::from_slice(&l.data).unwrap_or_else(|_| {
                                             Value::String(
                                                 String::from_utf8_lossy(&l.data).into_owned(),
                                             )
                                         });
-                                    send(level, l.logger, data).await;
+                                    // Only what the client saw makes it unsafe to repeat.
+                                    if send(level, l.logger, data).await {
+                                        progressed_ref
+                                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                                    }
                                 }
                             }
                             Some(pb::invoke_response::Event::Result(r)) => {
