@@ -310,6 +310,7 @@ impl Grpc {
                 ..Default::default()
             }),
             meta: Vec::new(),
+            input: None,
         };
         let mut stream = self.client.invoke(req).await?.into_inner();
         while let Some(msg) = stream.message().await? {

@@ -101,6 +101,8 @@ struct Inner {
     events: Arc<Events>,
     /// Swapped on reload when `auth` changes.
     auth: arc_swap::ArcSwap<auth::Authenticator>,
+    /// Seals 2026-07-28 `requestState` (startup-only: `input`).
+    sealer: Arc<security::seal::Sealer>,
 }
 
 impl Gateway {
@@ -118,6 +120,17 @@ impl Gateway {
             &config.auth,
             &config.base_dir,
         )?);
+        let sealer = Arc::new(control::preflight::sealer(&config).map_err(|message| {
+            ServeError::Invalid(vec![config::Problem {
+                field: "input.state_key".into(),
+                message,
+            }])
+        })?);
+        if config.input.state_key.is_none() {
+            tracing::debug!(
+                "input.state_key is unset: requestState is sealed with a key of this process only"
+            );
+        }
         let registry = Registry::new(&config)?;
         let audit = match config.audit.path.as_ref().map(|p| config.base_dir.join(p)) {
             Some(path) => {
@@ -177,6 +190,7 @@ impl Gateway {
                 launched: tokio::sync::Mutex::new(launched),
                 events,
                 auth,
+                sealer,
             }),
         })
     }
@@ -287,6 +301,7 @@ impl Gateway {
             self.events().clone(),
             self.config().limits.list_page_size,
         )
+        .with_input(self.inner.sealer.clone(), self.config().input.max_rounds)
     }
 
     /// Streamable HTTP at `/mcp`, plus `/health` and `/ready`.

@@ -39,5 +39,10 @@ pub use provider::*;
 /// The gRPC metadata key carrying the request's correlation ID.
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 
+/// Metadata of a FAILED_PRECONDITION status from a provider: the client
+/// lacks a capability, named by this JSON ClientCapabilities object. The
+/// gateway answers MCP -32021 with it as `requiredCapabilities`.
+pub const REQUIRED_CAPABILITIES_HEADER: &str = "mcp-required-client-capabilities";
+
 /// The fully-qualified service name, as registered with `grpc.health.v1`.
 pub const SERVICE_NAME: &str = "mcpgateway.provider.v1.Provider";

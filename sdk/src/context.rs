@@ -12,6 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::ToolError;
+
 /// Per-call context handed to every handler. Cheap to clone; clones share
 /// the same cancellation token and progress channel.
 #[derive(Clone, Debug)]
@@ -30,6 +32,7 @@ struct Inner {
     vars: HashMap<String, String>,
     progress: Option<ProgressSink>,
     events: crate::Publisher,
+    answers: crate::input::Answers,
 }
 
 /// A log message's severity, as MCP names them (RFC 5424).
@@ -88,6 +91,8 @@ pub(crate) struct CallInfo {
     pub deadline: Option<Instant>,
     pub token: CancellationToken,
     pub events: crate::Publisher,
+    /// The request's input context (MRTR), if the gateway sent one.
+    pub input: Option<mcp_gateway_proto::provider::InputContext>,
 }
 
 impl CallInfo {
@@ -114,6 +119,7 @@ impl Context {
                 vars,
                 progress,
                 events: call.events,
+                answers: crate::input::Answers::new(call.input),
             }),
         }
     }
@@ -206,6 +212,90 @@ impl Context {
                 let _ = tx.send(Ok(msg)).await;
             }
         }
+    }
+
+    /// The MCP ClientCapabilities the client declared (`Null` if none).
+    pub fn client_capabilities(&self) -> &serde_json::Value {
+        &self.inner.answers.capabilities
+    }
+
+    /// Whether the client can answer `elicitation/create` (form mode).
+    pub fn can_elicit(&self) -> bool {
+        self.client_capabilities()
+            .get("elicitation")
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|e| e.is_empty() || e.contains_key("form"))
+    }
+
+    /// Whether the client can answer `sampling/createMessage`.
+    pub fn can_sample(&self) -> bool {
+        self.client_capabilities()
+            .get("sampling")
+            .is_some_and(|s| s.is_object())
+    }
+
+    /// Whether the client can answer `roots/list`.
+    pub fn can_list_roots(&self) -> bool {
+        self.client_capabilities()
+            .get("roots")
+            .is_some_and(|s| s.is_object())
+    }
+
+    /// The client's answer to this round's `key` (explicit rounds).
+    pub fn input_response(&self, key: &str) -> Option<&serde_json::Value> {
+        self.inner.answers.responses.get(key)
+    }
+
+    /// Every answer to the previous round, by key.
+    pub fn input_responses(&self) -> &std::collections::BTreeMap<String, serde_json::Value> {
+        &self.inner.answers.responses
+    }
+
+    /// The state the previous round returned; empty in the first round.
+    pub fn request_state(&self) -> &[u8] {
+        &self.inner.answers.state
+    }
+
+    /// The client's answer to `ask`, under `key` (hidden rounds: see
+    /// [`crate::input`]). Propagate the error with `?`: it is the round
+    /// that asks.
+    pub async fn ask(&self, key: &str, ask: crate::Ask) -> Result<serde_json::Value, ToolError> {
+        self.inner.answers.get(key, ask)
+    }
+
+    /// Asks the user (form elicitation); `schema` is the requested schema.
+    pub async fn elicit(
+        &self,
+        message: impl Into<String>,
+        schema: serde_json::Value,
+    ) -> Result<crate::Elicited, ToolError> {
+        let key = self.inner.answers.key("elicit");
+        let v = self
+            .inner
+            .answers
+            .get(&key, crate::Ask::elicit(message, schema))?;
+        Ok(crate::Elicited::from_json(&v))
+    }
+
+    /// Asks the client's model (sampling) one user message.
+    pub async fn sample(
+        &self,
+        prompt: impl Into<String>,
+        max_tokens: u32,
+    ) -> Result<crate::Sampled, ToolError> {
+        let key = self.inner.answers.key("sample");
+        let v = self
+            .inner
+            .answers
+            .get(&key, crate::Ask::sample(prompt, max_tokens))?;
+        Ok(crate::Sampled::from_json(v))
+    }
+
+    /// The client's roots.
+    pub async fn roots(&self) -> Result<Vec<crate::Root>, ToolError> {
+        let key = self.inner.answers.key("roots");
+        let v = self.inner.answers.get(&key, crate::Ask::roots())?;
+        Ok(crate::Root::list_from_json(&v))
     }
 
     /// This provider's event publisher.

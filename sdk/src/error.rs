@@ -82,13 +82,15 @@ pub enum SdkError {
 /// Resource and prompt handlers have no `is_error` channel, so there
 /// [`ToolError::new`] becomes an `INTERNAL` status carrying the message.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", match &self.0 { Kind::Failed(m) => m.as_str(), Kind::Status(s) => s.message() })]
+#[error("{}", match &self.0 { Kind::Failed(m) => m.as_str(), Kind::Status(s) => s.message(), Kind::Input(_) => "input required from the client" })]
 pub struct ToolError(pub(crate) Kind);
 
 #[derive(Debug)]
 pub(crate) enum Kind {
     Failed(String),
     Status(Status),
+    /// Not a failure: the call asks the client first (see [`crate::input`]).
+    Input(mcp_gateway_proto::provider::InputRequired),
 }
 
 impl ToolError {
@@ -107,11 +109,24 @@ impl ToolError {
         Self::status(Status::invalid_argument(message.into()))
     }
 
+    /// The client lacks a capability this call needs: `required` is an MCP
+    /// ClientCapabilities object naming it, e.g. `{"sampling": {}}`. The
+    /// client gets MCP error -32021 (missing required client capability).
+    pub fn missing_capability(required: serde_json::Value) -> Self {
+        let mut status = Status::failed_precondition("missing required client capability");
+        if let Ok(v) = required.to_string().parse() {
+            status
+                .metadata_mut()
+                .insert(mcp_gateway_proto::REQUIRED_CAPABILITIES_HEADER, v);
+        }
+        Self::status(status)
+    }
+
     /// The gRPC status this error carries, if it is one.
     pub fn as_status(&self) -> Option<&Status> {
         match &self.0 {
             Kind::Status(s) => Some(s),
-            Kind::Failed(_) => None,
+            Kind::Failed(_) | Kind::Input(_) => None,
         }
     }
 
@@ -120,6 +135,7 @@ impl ToolError {
         match self.0 {
             Kind::Status(s) => s,
             Kind::Failed(m) => Status::new(Code::Internal, m),
+            Kind::Input(_) => Status::internal("input required outside a call"),
         }
     }
 }

@@ -43,6 +43,8 @@
 //! * [`Context`]: caller, correlation ID, progress, cancellation and events.
 //! * [`Publisher`] ([`ProviderBuilder::events`], [`Context::events`]):
 //!   CloudEvents to the gateway via the `Stream` RPC and optionally NATS.
+//! * [`input`] ([`Context::elicit`], [`Context::sample`], [`Context::roots`],
+//!   [`InputRequired`]): asking the client in the middle of a call.
 //! * [`content`]: constructors for content blocks.
 //! * [`ProviderBuilder::spawn`] and [`RunningProvider`]: run in the
 //!   background, e.g. in tests.
@@ -54,6 +56,7 @@ pub mod content;
 mod context;
 mod error;
 pub mod events;
+pub mod input;
 mod prompt;
 mod resource;
 mod server;
@@ -65,6 +68,7 @@ pub use content::Content;
 pub use context::{Context, LogLevel};
 pub use error::{SdkError, ToolError};
 pub use events::{EventBuilder, Publisher};
+pub use input::{Ask, Elicited, InputRequired, Root, Sampled};
 pub use prompt::{Prompt, PromptReply, PromptReplyExt};
 pub use resource::{Resource, ResourceBody, ResourceTemplate};
 pub use server::{RunningProvider, TlsConfig};
@@ -81,10 +85,10 @@ pub use mcp_gateway_proto::provider::{Caller, Role};
 pub mod prelude {
     pub use crate::content::{self, Content};
     pub use crate::{
-        Caller, Context, LogLevel, Prompt, PromptReply, PromptReplyExt, Provider, ProviderBuilder,
-        ProviderService, Publisher, Resource, ResourceBody, ResourceTemplate, Role,
-        RunningProvider, SdkError, TlsConfig, Tool, ToolError, ToolOutput, schema_from_file,
-        schema_from_str,
+        Ask, Caller, Context, Elicited, InputRequired, LogLevel, Prompt, PromptReply,
+        PromptReplyExt, Provider, ProviderBuilder, ProviderService, Publisher, Resource,
+        ResourceBody, ResourceTemplate, Role, RunningProvider, SdkError, TlsConfig, Tool,
+        ToolError, ToolOutput, schema_from_file, schema_from_str,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

@@ -127,6 +127,7 @@ impl PromptReply {
         GetPromptResponse {
             description: self.description,
             messages: self.messages,
+            input_required: None,
         }
     }
 }

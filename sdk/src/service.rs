@@ -146,7 +146,11 @@ impl ProviderRpc for ProviderService {
         let deadline = call.deadline;
         let guard = call.token.clone().drop_guard();
         let token = call.token.clone();
-        let call = CallInfo { meta, ..call };
+        let call = CallInfo {
+            meta,
+            input: req.input,
+            ..call
+        };
         let ctx = Context::new(call, HashMap::new(), Some(ProgressSink::new(tx.clone())));
         tokio::spawn(
             drive_tool(tool.name.clone(), prepared, ctx, tx, deadline, token).instrument(span),
@@ -186,6 +190,10 @@ impl ProviderRpc for ProviderService {
         let mime_type = mime_type.to_owned();
         let deadline = call.deadline;
         let _cancel_on_drop = call.token.clone().drop_guard();
+        let call = CallInfo {
+            input: req.input,
+            ..call
+        };
         let ctx = Context::new(call, vars, None);
         let what = format!("resource '{uri}'");
         let body = run_unary(what, deadline, ctx.cancellation_token(), {
@@ -194,8 +202,15 @@ impl ProviderRpc for ProviderService {
         })
         .instrument(span)
         .await?;
-        Ok(Response::new(ReadResourceResponse {
-            contents: body.into_contents(&uri, &mime_type),
+        Ok(Response::new(match body {
+            Ok(body) => ReadResourceResponse {
+                contents: body.into_contents(&uri, &mime_type),
+                input_required: None,
+            },
+            Err(asked) => ReadResourceResponse {
+                input_required: Some(asked),
+                ..Default::default()
+            },
         }))
     }
 
@@ -222,6 +237,10 @@ impl ProviderRpc for ProviderService {
         let handler = Arc::clone(&prompt.handler);
         let deadline = call.deadline;
         let _cancel_on_drop = call.token.clone().drop_guard();
+        let call = CallInfo {
+            input: req.input,
+            ..call
+        };
         let ctx = Context::new(call, HashMap::new(), None);
         let what = format!("prompt '{}'", req.name);
         let args = req.arguments;
@@ -230,7 +249,13 @@ impl ProviderRpc for ProviderService {
         })
         .instrument(span)
         .await?;
-        Ok(Response::new(reply.into_proto()))
+        Ok(Response::new(match reply {
+            Ok(reply) => reply.into_proto(),
+            Err(asked) => GetPromptResponse {
+                input_required: Some(asked),
+                ..Default::default()
+            },
+        }))
     }
 
     type StreamStream = EventStream;
@@ -282,6 +307,9 @@ async fn drive_tool(
             }))
         }
         Some(Ok(Err(ToolError(Kind::Status(status))))) => Err(status),
+        Some(Ok(Err(ToolError(Kind::Input(asked))))) => Ok(InvokeResponse {
+            event: Some(Event::InputRequired(asked)),
+        }),
         Some(Err(join_error)) => Err(join_failure(&format!("tool '{name}'"), join_error)),
         None => Err(Status::deadline_exceeded(format!(
             "tool '{name}' exceeded its deadline"
@@ -304,15 +332,18 @@ fn result(r: ToolResult) -> InvokeResponse {
 
 /// Runs a resource or prompt handler in its own task (so a panic becomes a
 /// status instead of killing the connection) and applies the deadline.
+/// `Ok(Err(_))`: the handler asks the client for input first.
 async fn run_unary<T: Send + 'static>(
     what: String,
     deadline: Option<Instant>,
     token: CancellationToken,
     fut: impl Future<Output = Result<T, ToolError>> + Send + 'static,
-) -> Result<T, Status> {
+) -> Result<Result<T, mcp_gateway_proto::provider::InputRequired>, Status> {
     let task = tokio::spawn(fut);
     match await_with_deadline(task, deadline, &token).await {
-        Some(Ok(r)) => r.map_err(ToolError::into_status),
+        Some(Ok(Ok(t))) => Ok(Ok(t)),
+        Some(Ok(Err(ToolError(Kind::Input(asked))))) => Ok(Err(asked)),
+        Some(Ok(Err(e))) => Err(e.into_status()),
         Some(Err(join_error)) => Err(join_failure(&what, join_error)),
         None => Err(Status::deadline_exceeded(format!(
             "{what} exceeded its deadline"
@@ -408,6 +439,7 @@ fn call_info<T>(
         deadline,
         token: CancellationToken::new(),
         events: events.clone(),
+        input: None,
     };
     (info, req)
 }

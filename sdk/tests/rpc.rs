@@ -211,6 +211,7 @@ async fn caller_correlation_id_and_meta_reach_the_handler() {
             ..Default::default()
         }),
         meta: br#"{"trace": "t1"}"#.to_vec(),
+        ..Default::default()
     });
     req.metadata_mut()
         .insert("x-correlation-id", "corr-42".parse().unwrap());

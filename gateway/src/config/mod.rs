@@ -64,6 +64,8 @@ pub struct Config {
     pub base_dir: std::path::PathBuf,
     /// CloudEvents in: NATS JetStream, or the providers' `Stream` RPC.
     pub events: crate::events::config::EventsConfig,
+    /// Providers asking the client for input (MRTR): rounds, state sealing.
+    pub input: crate::security::seal::InputConfig,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             providers: Vec::new(),
             base_dir: std::path::PathBuf::from("."),
             events: Default::default(),
+            input: Default::default(),
         }
     }
 }
@@ -568,6 +571,12 @@ impl Config {
                 "audit.fsync_interval".into(),
                 "must be greater than 0".into(),
             );
+        }
+        if self.input.max_rounds == 0 {
+            bad("input.max_rounds".into(), "must be at least 1".into());
+        }
+        if self.input.state_ttl.is_zero() {
+            bad("input.state_ttl".into(), "must be greater than 0".into());
         }
         self.events.problems(&mut bad);
         self.auth.problems(&mut bad);

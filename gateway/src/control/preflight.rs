@@ -34,6 +34,12 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             message: format!("cannot load {path}: {message}"),
         });
     }
+    if let Err(message) = sealer(config) {
+        out.push(Problem {
+            field: "input.state_key".into(),
+            message,
+        });
+    }
     if let Some(path) = &config.audit.path
         && let Err(message) = crate::observe::audit::usable(&config.base_dir.join(path))
     {
@@ -43,4 +49,16 @@ pub fn problems(config: &Config) -> Vec<Problem> {
         });
     }
     out
+}
+
+/// The `requestState` sealer `input.state_key` makes (a random key if unset).
+pub fn sealer(config: &Config) -> Result<crate::security::seal::Sealer, String> {
+    let key = match &config.input.state_key {
+        Some(reference) => Some(
+            crate::security::secret::resolve(reference, &config.base_dir)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    crate::security::seal::Sealer::new(key.as_deref(), config.input.state_ttl).map_err(|e| e.0)
 }

@@ -50,6 +50,7 @@ restart_only!(
     audit,
     events,
     telemetry,
+    input,
 );
 
 /// The listener stays where it is on reload: turning auth off is refused

@@ -20,12 +20,13 @@ use serde_json::{Map, Value, json, value::RawValue};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::input::{Input, Outcome, take_capabilities};
 use super::lists::{self, List, Lists};
 use super::params::{META_CAPABILITIES, Meta};
 use super::session::Session;
 use crate::events::{Events, RECENT_URI};
 use crate::pipeline::catalog::Catalog;
-use crate::pipeline::dispatch::{Dispatcher, LogFn, ProgressFn, Relay, RequestCx};
+use crate::pipeline::dispatch::{Dispatcher, LogFn, ProgressFn, Relay, RequestCx, Round};
 use crate::pipeline::notify::{Filter, MAX_SUBSCRIPTIONS, MAX_URI_BYTES, Notifier, notification};
 use crate::security::auth::Identity;
 use crate::security::policy::Kind;
@@ -208,6 +209,14 @@ pub(crate) struct Engine {
     notifier: Arc<Notifier>,
     events: Arc<Events>,
     lists: Lists,
+    input: Input,
+}
+
+/// Whether a request may need a stream to ask its 2025-11-25 client for
+/// input on: one of the three that can, from a client that can answer.
+pub(crate) fn may_ask(session: Option<&Session>, method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+        && session.is_some_and(|s| s.outbound.can_answer())
 }
 
 impl Engine {
@@ -222,7 +231,25 @@ impl Engine {
             notifier,
             events,
             lists: Lists::new(page_size),
+            input: Input::new(
+                Arc::new(
+                    crate::security::seal::Sealer::new(None, Default::default())
+                        .expect("a random key"),
+                ),
+                crate::security::seal::InputConfig::default().max_rounds,
+            ),
         }
+    }
+
+    /// Seals 2026-07-28 `requestState` with `sealer`; at most `max_rounds`
+    /// rounds of client input per request.
+    pub(crate) fn with_input(
+        mut self,
+        sealer: Arc<crate::security::seal::Sealer>,
+        max_rounds: u32,
+    ) -> Self {
+        self.input = Input::new(sealer, max_rounds);
+        self
     }
 
     #[allow(deprecated)] // logging capability, for 2025-11-25 sessions
@@ -261,6 +288,9 @@ impl Engine {
         session
             .state
             .set_caller(&caller_of(identity, Some(session)));
+        session
+            .outbound
+            .set_capabilities(call.params.get("capabilities"));
         self.notifier.add_session(&session.state);
         Answer {
             body: result_bytes(&call.id, &result),
@@ -301,8 +331,8 @@ impl Engine {
                 return Reply::Answer(self.list(List::Templates, &call, &cx.caller, stateless));
             }
             "tools/call" => self.call_tool(&x, &cx, &mut call).await,
-            "resources/read" => self.read_resource(&cx, call.str_param("uri")).await,
-            "prompts/get" => self.get_prompt(&cx, &mut call).await,
+            "resources/read" => self.read_resource(&x, &cx, &mut call).await,
+            "prompts/get" => self.get_prompt(&x, &cx, &mut call).await,
             "completion/complete" => Ok(ServerResult::CompleteResult(CompleteResult::default())),
             "logging/setLevel" if !stateless => {
                 let level: Option<LoggingLevel> = call
@@ -515,10 +545,11 @@ impl Engine {
         call: &mut Call,
     ) -> Result<ServerResult, ErrorData> {
         let arguments = take_object(call, "arguments");
+        let capabilities = take_capabilities(call);
         let meta = call.meta.take();
         // The gateway owns progress and log delivery: to this request's
         // stream only.
-        let relay = Relay {
+        let relay = || Relay {
             progress: meta
                 .as_ref()
                 .and_then(|m| m.progress_token.clone())
@@ -526,23 +557,84 @@ impl Engine {
             log: log_rank(x, meta.as_ref())
                 .and_then(|min| Some(log_reporter(min, x.early.clone()?))),
         };
-        let meta = meta.map(|m| m.for_provider()).unwrap_or_default();
-        self.dispatcher
-            .call_tool(cx, call.str_param("name"), arguments, meta, relay)
-            .await
-            .map(|r| ServerResult::from(CallToolResponse::from(r)))
-            .map_err(|e| e.to_mcp(&cx.correlation_id))
+        let again = may_ask(x.session.as_deref(), "tools/call");
+        let mut arguments = Reuse::new(arguments, again);
+        let mut for_provider = Reuse::new(
+            meta.as_ref().map(|m| m.for_provider()).unwrap_or_default(),
+            again,
+        );
+        let name = call.str_param("name").to_string();
+        let provider = || {
+            self.dispatcher
+                .catalog()
+                .tool(&name)
+                .map(|e| e.upstream.name().to_string())
+                .unwrap_or_default()
+        };
+        let d = &self.dispatcher;
+        let name = name.as_str();
+        let attempt = |round: Round| {
+            let (args, meta) = (arguments.next(), for_provider.next());
+            let relay = relay();
+            async move { d.call_tool(cx, name, args, meta, relay, round).await }
+        };
+        let r = self
+            .input
+            .run(
+                x,
+                cx,
+                call,
+                capabilities,
+                ("tools/call", name),
+                provider,
+                attempt,
+            )
+            .await;
+        match r {
+            Ok(Outcome::Done(r)) => Ok(ServerResult::from(CallToolResponse::from(r))),
+            Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
+            Err(e) => Err(e.to_mcp(&cx.correlation_id)),
+        }
     }
 
-    async fn read_resource(&self, cx: &RequestCx, uri: &str) -> Result<ServerResult, ErrorData> {
+    async fn read_resource(
+        &self,
+        x: &Exchange,
+        cx: &RequestCx,
+        call: &mut Call,
+    ) -> Result<ServerResult, ErrorData> {
+        let uri = call.str_param("uri").to_string();
         if uri == RECENT_URI {
             return Ok(ServerResult::ReadResourceResult(self.recent(&cx.caller)));
         }
-        self.dispatcher
-            .read_resource(cx, uri)
+        let provider = || {
+            self.dispatcher
+                .catalog()
+                .route(&uri)
+                .map(|r| r.upstream.name().to_string())
+                .unwrap_or_default()
+        };
+        let d = &self.dispatcher;
+        let uri_ref = uri.as_str();
+        let attempt = |round: Round| async move { d.read_resource(cx, uri_ref, round).await };
+        let capabilities = take_capabilities(call);
+        match self
+            .input
+            .run(
+                x,
+                cx,
+                call,
+                capabilities,
+                ("resources/read", uri_ref),
+                provider,
+                attempt,
+            )
             .await
-            .map(|r| ServerResult::from(ReadResourceResponse::from(r)))
-            .map_err(|e| e.to_mcp(&cx.correlation_id))
+        {
+            Ok(Outcome::Done(r)) => Ok(ServerResult::from(ReadResourceResponse::from(r))),
+            Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
+            Err(e) => Err(e.to_mcp(&cx.correlation_id)),
+        }
     }
 
     /// `events://recent`: only events of providers this caller may see, and
@@ -565,13 +657,46 @@ impl Engine {
         ])
     }
 
-    async fn get_prompt(&self, cx: &RequestCx, call: &mut Call) -> Result<ServerResult, ErrorData> {
-        let arguments = take_object(call, "arguments");
-        self.dispatcher
-            .get_prompt(cx, call.str_param("name"), arguments)
+    async fn get_prompt(
+        &self,
+        x: &Exchange,
+        cx: &RequestCx,
+        call: &mut Call,
+    ) -> Result<ServerResult, ErrorData> {
+        let again = may_ask(x.session.as_deref(), "prompts/get");
+        let mut arguments = Reuse::new(take_object(call, "arguments"), again);
+        let name = call.str_param("name").to_string();
+        let provider = || {
+            self.dispatcher
+                .catalog()
+                .prompt(&name)
+                .map(|e| e.upstream.name().to_string())
+                .unwrap_or_default()
+        };
+        let d = &self.dispatcher;
+        let name = name.as_str();
+        let attempt = |round: Round| {
+            let args = arguments.next();
+            async move { d.get_prompt(cx, name, args, round).await }
+        };
+        let capabilities = take_capabilities(call);
+        match self
+            .input
+            .run(
+                x,
+                cx,
+                call,
+                capabilities,
+                ("prompts/get", name),
+                provider,
+                attempt,
+            )
             .await
-            .map(|r| ServerResult::from(GetPromptResponse::from(r)))
-            .map_err(|e| e.to_mcp(&cx.correlation_id))
+        {
+            Ok(Outcome::Done(r)) => Ok(ServerResult::from(GetPromptResponse::from(r))),
+            Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
+            Err(e) => Err(e.to_mcp(&cx.correlation_id)),
+        }
     }
 
     /// 2026-07-28 `subscriptions/listen`: list changes, and updates of the
@@ -652,6 +777,29 @@ fn too_long_uri() -> ErrorData {
         format!("invalid params: a resource URI is at most {MAX_URI_BYTES} bytes"),
         None,
     )
+}
+
+/// A value for the first round, and a copy for later ones only where there
+/// can be any (a plain call pays no copy).
+struct Reuse<T> {
+    first: Option<T>,
+    spare: Option<T>,
+}
+
+impl<T: Clone + Default> Reuse<T> {
+    fn new(v: T, again: bool) -> Self {
+        Self {
+            spare: again.then(|| v.clone()),
+            first: Some(v),
+        }
+    }
+
+    fn next(&mut self) -> T {
+        self.first
+            .take()
+            .or_else(|| self.spare.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Moves an object param out of the request (no copy).

@@ -66,8 +66,8 @@ struct Envelope<'a> {
     id: Option<&'a RawValue>,
     method: Option<&'a RawValue>,
     params: Option<ParamsIn<'a>>,
-    result: bool,
-    error: bool,
+    result: Option<&'a RawValue>,
+    error: Option<&'a RawValue>,
 }
 
 /// A request's params are read as they are met when `id` and `method` came
@@ -103,8 +103,8 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                         }
                         Key::Params => e.params = Some(ParamsIn::Raw(map.next_value()?)),
                         // `null` counts as absent, as for the members above.
-                        Key::Result => e.result = map.next_value::<Option<IgnoredAny>>()?.is_some(),
-                        Key::Error => e.error = map.next_value::<Option<IgnoredAny>>()?.is_some(),
+                        Key::Result => e.result = map.next_value()?,
+                        Key::Error => e.error = map.next_value()?,
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -204,8 +204,11 @@ pub(crate) enum Message<'a> {
         method: String,
         params: Option<&'a RawValue>,
     },
-    /// A client's answer to a server request.
-    Response,
+    /// A client's answer to a server request: its result, or its error.
+    Response {
+        id: &'a RawValue,
+        answer: Result<&'a RawValue, &'a RawValue>,
+    },
 }
 
 #[derive(Debug)]
@@ -269,8 +272,12 @@ pub(crate) fn decode(message: &[u8], per_request: bool) -> Result<Message<'_>, R
         }
     };
     let Some(method) = env.method else {
-        if id.is_some() && (env.result || env.error) {
-            return Ok(Message::Response); // a response to one of our requests
+        if let Some(id) = id {
+            match (env.result, env.error) {
+                (Some(r), _) => return Ok(Message::Response { id, answer: Ok(r) }),
+                (None, Some(e)) => return Ok(Message::Response { id, answer: Err(e) }),
+                _ => {}
+            }
         }
         return Err(Rejection::Invalid("`method` is missing".into()));
     };

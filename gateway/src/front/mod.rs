@@ -4,8 +4,10 @@
 
 pub(crate) mod engine;
 pub mod http;
+mod input;
 pub(crate) mod jsonrpc;
 mod lists;
+mod outbound;
 mod params;
 pub(crate) mod session;
 pub(crate) mod stdio;

@@ -41,6 +41,8 @@ pub(crate) struct Meta<R> {
     pub version: Option<String>,
     /// Whether `io.modelcontextprotocol/clientCapabilities` is an object.
     pub capabilities: bool,
+    /// That object as sent, when it has any member (providers get it).
+    pub client_capabilities: Vec<u8>,
     pub traceparent: Option<String>,
     pub progress_token: Option<Value>,
     /// `io.modelcontextprotocol/logLevel` (2026-07-28): the least severe log
@@ -68,6 +70,12 @@ impl Meta<&RawValue> {
                 raw,
                 version: k.version.map(Cow::into_owned),
                 capabilities: k.capabilities.is_some_and(|c| c.get().starts_with('{')),
+                client_capabilities: k
+                    .capabilities
+                    .map(|c| c.get())
+                    .filter(|c| c.starts_with('{') && c[1..].trim_start() != "}")
+                    .map(|c| c.as_bytes().to_vec())
+                    .unwrap_or_default(),
                 traceparent: k.traceparent.map(Cow::into_owned),
                 progress_token: k
                     .progress_token
@@ -84,6 +92,11 @@ impl Meta<&RawValue> {
                     raw,
                     version: string(META_VERSION),
                     capabilities: tree.get(META_CAPABILITIES).is_some_and(Value::is_object),
+                    client_capabilities: tree
+                        .get(META_CAPABILITIES)
+                        .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))
+                        .and_then(|c| serde_json::to_vec(c).ok())
+                        .unwrap_or_default(),
                     traceparent: string("traceparent"),
                     progress_token: tree.get("progressToken").cloned(),
                     log_level: string("io.modelcontextprotocol/logLevel"),
@@ -98,6 +111,7 @@ impl Meta<&RawValue> {
             raw: self.raw.to_owned(),
             version: self.version,
             capabilities: self.capabilities,
+            client_capabilities: self.client_capabilities,
             traceparent: self.traceparent,
             progress_token: self.progress_token,
             log_level: self.log_level,

@@ -94,6 +94,8 @@ pub(crate) struct Session {
     streaming: AtomicBool,
     /// Fires when the session ends: its streams close.
     pub ended: CancellationToken,
+    /// What the client can answer, and the gateway's requests to it.
+    pub outbound: super::outbound::Outbound,
 }
 
 impl Session {
@@ -119,6 +121,7 @@ impl Session {
             last_seen: AtomicU64::default(),
             streaming: AtomicBool::default(),
             ended,
+            outbound: Default::default(),
         }
     }
 

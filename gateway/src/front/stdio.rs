@@ -141,7 +141,14 @@ impl Client {
                     .notification(self.session.as_ref(), &method, params);
                 return None;
             }
-            Ok(Message::Response) => return None,
+            Ok(Message::Response { id, answer }) => {
+                if let Some(s) = &self.session
+                    && !s.outbound.answer(id, answer)
+                {
+                    tracing::debug!("a response to no open request");
+                }
+                return None;
+            }
             Err(rejected) => {
                 tracing::warn!(code = rejected.code(), reason = %rejected, "malformed message on stdin answered with an error");
                 return Some(Next::Answer(Bytes::from(rejected.to_json().to_string())));

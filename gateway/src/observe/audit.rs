@@ -57,6 +57,9 @@ pub struct Record {
     pub error_kind: Option<&'static str>,
     pub duration_ms: f64,
     pub cached: bool,
+    /// Rounds of client input before this call (MRTR); absent for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 pub fn now_rfc3339() -> String {

@@ -22,6 +22,8 @@ pub mod codes {
     pub const REQUEST_CANCELLED: i32 = -32800;
 }
 
+use mcp_gateway_proto::REQUIRED_CAPABILITIES_HEADER as REQUIRED_CAPABILITIES;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("unknown tool '{0}'")]
@@ -66,10 +68,29 @@ pub enum GatewayError {
     },
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    /// The request needs a client capability the client did not declare.
+    #[error("the client did not declare the {} capability this request needs", capability_names(.required))]
+    MissingClientCapability {
+        /// A ClientCapabilities object naming what is needed.
+        required: serde_json::Value,
+    },
+    #[error("invalid params: {0}")]
+    RequestState(#[from] crate::security::seal::SealError),
+    #[error("the request asked for client input more than {0} times (input.max_rounds)")]
+    TooManyRounds(u32),
+    #[error("the client answered {method} with an error: {message}")]
+    ClientInput { method: String, message: String },
     #[error("request cancelled")]
     Cancelled,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+}
+
+fn capability_names(required: &serde_json::Value) -> String {
+    required
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }
 
 fn size_text(size: Option<usize>) -> String {
@@ -147,6 +168,16 @@ impl GatewayError {
 
     /// Maps a gRPC status from `provider` (see docs/provider-contract.md).
     pub fn from_status(provider: &str, status: tonic::Status) -> Self {
+        if status.code() == tonic::Code::FailedPrecondition
+            && let Some(required) = status
+                .metadata()
+                .get(REQUIRED_CAPABILITIES)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+                .filter(serde_json::Value::is_object)
+        {
+            return GatewayError::MissingClientCapability { required };
+        }
         let message = if status.message().is_empty() {
             status.code().description().to_string()
         } else {
@@ -176,6 +207,10 @@ impl GatewayError {
                 _ => "provider_error",
             },
             GatewayError::InvalidParams(_) => "invalid_params",
+            GatewayError::MissingClientCapability { .. } => "missing_client_capability",
+            GatewayError::RequestState(_) => "bad_request_state",
+            GatewayError::TooManyRounds(_) => "too_many_rounds",
+            GatewayError::ClientInput { .. } => "client_input_error",
             GatewayError::Overloaded { .. } => "overloaded",
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::Cancelled => "cancelled",
@@ -192,7 +227,14 @@ impl GatewayError {
             | GatewayError::AmbiguousTool { .. }
             | GatewayError::UnknownPrompt(_)
             | GatewayError::AmbiguousPrompt { .. }
-            | GatewayError::InvalidParams(_) => ErrorCode::INVALID_PARAMS.0,
+            | GatewayError::InvalidParams(_)
+            | GatewayError::RequestState(_) => ErrorCode::INVALID_PARAMS.0,
+            GatewayError::MissingClientCapability { required } => {
+                data["requiredCapabilities"] = required.clone();
+                ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY.0
+            }
+            GatewayError::TooManyRounds(_) => ErrorCode::INVALID_REQUEST.0,
+            GatewayError::ClientInput { .. } => ErrorCode::INTERNAL_ERROR.0,
             GatewayError::UnknownResource(uri) => {
                 // SEP-2164: the URI that was not found, for the client to match.
                 data["uri"] = json!(uri);

@@ -5,4 +5,5 @@ pub mod auth;
 pub mod policy;
 pub mod ratelimit;
 pub mod redact;
+pub mod seal;
 pub mod secret;

@@ -4,9 +4,10 @@
 //! scenario is compared with `expected-failures.txt`: a new failure fails the
 //! test, and so does an expected failure that now passes (the list only
 //! shrinks). The fixture serves what the suite asks a server for, under the
-//! names it uses (`naming.prefix: false`); what the gateway cannot do yet
-//! (sampling, elicitation, completion, …) is simply absent, and its
-//! scenarios are in the expected failures.
+//! names it uses (`naming.prefix: false`); the tools that ask the client
+//! for input are in `conformance_input`. What the gateway cannot do yet
+//! (tasks, …) is simply absent, and its scenarios are in the expected
+//! failures.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -107,24 +108,32 @@ fn fixture() -> ProviderBuilder {
                 "test_tool_with_logging",
                 no_args(),
                 |_a: Value, cx: Context| async move {
-                    // Events of other types reach sessions as notifications/message.
+                    // The call's own log messages, to its caller only.
                     for step in [
                         "Tool execution started",
                         "Tool processing data",
                         "Tool execution completed",
                     ] {
-                        cx.events()
-                            .event("org.example.conformance.log")
-                            .json(&json!({ "message": step }))
-                            .publish()
-                            .await
-                            .map_err(|e| ToolError::new(e.to_string()))?;
+                        cx.log(LogLevel::Info, step).await;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     Ok(ToolOutput::text("Logging complete"))
                 },
             )
             .description("Sends three log messages"),
+        )
+        .tool(
+            Tool::raw(
+                "test_logging_tool",
+                no_args(),
+                |_a: Value, cx: Context| async move {
+                    // SEP-2575: without `_meta` logLevel none of these may be sent.
+                    cx.log(LogLevel::Info, "a log message").await;
+                    cx.log(LogLevel::Error, "another one").await;
+                    Ok(ToolOutput::text("Logged"))
+                },
+            )
+            .description("Sends two log messages"),
         )
         .tool(
             Tool::raw(
@@ -299,8 +308,8 @@ fn scenario_of(dir: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Every check's worst status, keyed `run scenario check-id`.
-fn statuses(run: &str, out: &Path) -> BTreeMap<String, String> {
+/// Every check's worst status and its message, keyed `run scenario check-id`.
+fn statuses(run: &str, out: &Path) -> BTreeMap<String, (String, String)> {
     let rank = |s: &str| match s {
         "FAILURE" => 3,
         "WARNING" => 2,
@@ -326,9 +335,10 @@ fn statuses(run: &str, out: &Path) -> BTreeMap<String, String> {
             let key = format!("{run} {scenario} {}", c["id"].as_str().unwrap_or("?"));
             let worse = all
                 .get(&key)
-                .is_none_or(|old: &String| rank(&status) > rank(old));
+                .is_none_or(|(old, _): &(String, String)| rank(&status) > rank(old));
             if worse {
-                all.insert(key, status);
+                let message = c["errorMessage"].as_str().unwrap_or_default().to_string();
+                all.insert(key, (status, message));
             }
         }
     }
@@ -354,7 +364,8 @@ async fn the_official_conformance_suite_finds_no_new_failures() {
         "the conformance suite is not installed: run `make test-deps` (npm ci in {})",
         suite.display()
     );
-    let provider = spawn_on(fixture(), "127.0.0.1:0").await;
+    let fixture = crate::conformance_input::with_input_fixtures(fixture());
+    let provider = spawn_on(fixture, "127.0.0.1:0").await;
     let gw = start_gateway(&config_yaml(
         &[("conformance", provider.addr())],
         "naming:\n  prefix: false\n",
@@ -392,7 +403,7 @@ async fn the_official_conformance_suite_finds_no_new_failures() {
         );
         let these = statuses(label, &dir);
         // A run that reached nothing must not pass as "no failures".
-        let passed = these.values().filter(|s| *s == "SUCCESS").count();
+        let passed = these.values().filter(|(s, _)| s == "SUCCESS").count();
         assert!(
             passed >= 20,
             "conformance {label}: only {passed} checks passed: {these:#?}"
@@ -401,13 +412,19 @@ async fn the_official_conformance_suite_finds_no_new_failures() {
     }
     let failing: BTreeSet<String> = checks
         .iter()
-        .filter(|(_, s)| *s == "FAILURE")
+        .filter(|(_, (s, _))| s == "FAILURE")
         .map(|(k, _)| k.clone())
         .collect();
     let expected = expected_failures();
-    let new: Vec<_> = failing.difference(&expected).collect();
+    let new: Vec<_> = failing
+        .difference(&expected)
+        .map(|k| format!("{k}: {}", checks[k].1))
+        .collect();
     let fixed: Vec<_> = expected.difference(&failing).collect();
-    let all: Vec<_> = failing.iter().collect();
+    let all: Vec<_> = failing
+        .iter()
+        .map(|k| format!("{k}: {}", checks[k].1))
+        .collect();
     assert!(
         new.is_empty() && fixed.is_empty(),
         "conformance differs from tests/conformance/expected-failures.txt\n\

@@ -7,6 +7,7 @@ mod call_logs;
 mod cli;
 mod common;
 mod conformance;
+mod conformance_input;
 mod connections;
 mod events;
 mod events_nats;

@@ -142,8 +142,17 @@ async fn post(s: AppState, req: Request) -> Response {
             s.engine.notification(session.as_ref(), &method, params);
             return StatusCode::ACCEPTED.into_response();
         }
-        // The gateway sends no requests of its own yet.
-        Message::Response => return StatusCode::ACCEPTED.into_response(),
+        // An answer to the gateway's own request (elicitation, sampling,
+        // roots), for the request waiting on it.
+        Message::Response { id, answer } => {
+            let delivered = session
+                .as_ref()
+                .is_some_and(|s| s.outbound.answer(id, answer));
+            if !delivered {
+                tracing::debug!("a response to no open request of this session");
+            }
+            return StatusCode::ACCEPTED.into_response();
+        }
     };
     let call = Call::new(request);
     let req_version = call.meta_version().map(str::to_string);
@@ -295,9 +304,11 @@ async fn answer(
     ends: CancellationToken,
     listen_ends: CancellationToken,
 ) -> Response {
-    // Progress, or log messages the client asked for, may come first.
+    // Progress, log messages the client asked for, or the gateway's own
+    // requests for input may come first.
     let wants_early = call.wants_progress()
-        || (call.method == "tools/call" && engine::log_rank(&x, call.meta.as_ref()).is_some());
+        || (call.method == "tools/call" && engine::log_rank(&x, call.meta.as_ref()).is_some())
+        || engine::may_ask(x.session.as_deref(), &call.method);
     let ends = Some(ends);
     // Runs in the connection's own task. A client that goes away drops it:
     // the provider call is reset (the provider sees the cancellation) and

@@ -16,10 +16,12 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod input;
 mod observe;
 mod status;
 mod visibility;
 
+pub use input::{Answered, Asks, Round};
 pub use visibility::Visibility;
 
 use observe::CallFacts;
@@ -182,7 +184,8 @@ impl Dispatcher {
         args: Option<JsonObject>,
         meta: Vec<u8>,
         relay: Relay,
-    ) -> Result<CallToolResult, GatewayError> {
+        round: Round,
+    ) -> Result<Answered<CallToolResult>, GatewayError> {
         let span = cx.span(|| {
             tracing::info_span!(
                 "tools/call",
@@ -197,7 +200,8 @@ impl Dispatcher {
         // Boxed where it is made: the provider call's future is kilobytes, and
         // each move into the next wrapper (observe, instrument, the caller)
         // would copy all of it.
-        let work = Box::pin(self.call_tool_inner(cx, &trace, name, args, meta, relay));
+        let _ = trace.round.set(round.number);
+        let work = Box::pin(self.call_tool_inner(cx, &trace, name, args, meta, relay, round));
         self.observe("tools/call", name, cx, &trace, work)
             .instrument(span)
             .await
@@ -211,7 +215,8 @@ impl Dispatcher {
         args: Option<JsonObject>,
         meta: Vec<u8>,
         relay: Relay,
-    ) -> Result<CallToolResult, GatewayError> {
+        round: Round,
+    ) -> Result<Answered<CallToolResult>, GatewayError> {
         let entry = self.visibility.visible_tool(&cx.caller, name)?;
         let _ = trace.tool.set(entry.clone());
         let exposed = entry.tool.name.clone();
@@ -231,16 +236,17 @@ impl Dispatcher {
         if let Err(msg) = entry.input.check(&args) {
             // A tool execution error, not a protocol error, so the model can
             // read it and correct itself (MCP 2025-11-25, tools/call).
-            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-                "Invalid arguments for tool '{exposed}': {msg}"
-            ))]));
+            return Ok(Answered::Done(CallToolResult::error(vec![
+                ContentBlock::text(format!("Invalid arguments for tool '{exposed}': {msg}")),
+            ])));
         }
         let arguments = serde_json::to_vec(&args).unwrap_or_default();
         self.check_size("tool arguments", arguments.len())?;
         if self.audit.is_some() || self.audit_stream.is_some() {
             let _ = trace.args_sha256.set(audit::digest(&arguments));
         }
-        let cache_key = entry.cache.as_ref().map(|c| {
+        // An answer that may depend on the client's input is not shared.
+        let cache_key = entry.cache.as_ref().filter(|_| !round.answered()).map(|c| {
             (
                 c,
                 crate::southbound::cache::key(&exposed, &cx.caller, &args),
@@ -256,9 +262,10 @@ impl Dispatcher {
                 trace
                     .cached
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                return Ok(self
-                    .visibility
-                    .without_hidden(&cx.caller, CallToolResult::clone(&hit)));
+                return Ok(Answered::Done(
+                    self.visibility
+                        .without_hidden(&cx.caller, CallToolResult::clone(&hit)),
+                ));
             }
             metrics::counter!("mcp_gateway_cache_misses_total", &labels).increment(1);
         }
@@ -267,6 +274,7 @@ impl Dispatcher {
             arguments,
             caller: Some(cx.caller.clone()),
             meta,
+            input: round.context(),
         };
         let up = &entry.upstream;
         // Safe to repeat only if the tool says so and the client has not
@@ -321,7 +329,12 @@ impl Dispatcher {
                                 // cannot hold the result back.
                                 let _ =
                                     tokio::time::timeout(TRAILERS_GRACE, stream.trailers()).await;
-                                return Ok(r);
+                                return Ok(Invoked::Result(r));
+                            }
+                            Some(pb::invoke_response::Event::InputRequired(asked)) => {
+                                let _ =
+                                    tokio::time::timeout(TRAILERS_GRACE, stream.trailers()).await;
+                                return Ok(Invoked::Asks(asked));
                             }
                             None => {}
                         }
@@ -338,11 +351,20 @@ impl Dispatcher {
                 message,
                 ..
             }) => {
-                return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-                    "Invalid arguments for tool '{exposed}': {message}"
-                ))]));
+                return Ok(Answered::Done(CallToolResult::error(vec![
+                    ContentBlock::text(format!(
+                        "Invalid arguments for tool '{exposed}': {message}"
+                    )),
+                ])));
             }
             r => r?,
+        };
+        let result = match result {
+            Invoked::Result(r) => r,
+            Invoked::Asks(asked) => {
+                let caps = &round.input.client_capabilities;
+                return input::check(up.name(), asked, caps).map(Answered::Asks);
+            }
         };
         let mapped = self.map_tool_result(
             &exposed,
@@ -357,7 +379,9 @@ impl Dispatcher {
         {
             cache.insert(key, mapped.clone());
         }
-        Ok(self.visibility.without_hidden(&cx.caller, mapped))
+        Ok(Answered::Done(
+            self.visibility.without_hidden(&cx.caller, mapped),
+        ))
     }
 
     fn map_tool_result(
@@ -407,7 +431,8 @@ impl Dispatcher {
         &self,
         cx: &RequestCx,
         uri: &str,
-    ) -> Result<ReadResourceResult, GatewayError> {
+        round: Round,
+    ) -> Result<Answered<ReadResourceResult>, GatewayError> {
         let span = cx.span(|| {
             tracing::info_span!(
                 "resources/read",
@@ -419,6 +444,7 @@ impl Dispatcher {
             )
         });
         let trace = CallFacts::default();
+        let _ = trace.round.set(round.number);
         let work = Box::pin(async {
             let route = self.catalog().route(uri)?.clone();
             if !self
@@ -431,6 +457,7 @@ impl Dispatcher {
             let req = pb::ReadResourceRequest {
                 uri: route.uris.to_provider(uri).to_string(),
                 caller: Some(cx.caller.clone()),
+                input: round.context(),
             };
             let up = &route.upstream;
             let resp = self
@@ -448,13 +475,17 @@ impl Dispatcher {
                     } => GatewayError::UnknownResource(uri.to_string()),
                     e => e,
                 })?;
+            if let Some(asked) = resp.input_required {
+                let caps = &round.input.client_capabilities;
+                return input::check(up.name(), asked, caps).map(Answered::Asks);
+            }
             let contents = convert_all(
                 up.name(),
                 resp.contents,
                 |c| convert::resource_contents(c, &route.uris),
                 |c| self.visibility.sees_contents(&cx.caller, c),
             )?;
-            Ok(ReadResourceResult::new(contents))
+            Ok(Answered::Done(ReadResourceResult::new(contents)))
         });
         self.observe("resources/read", uri, cx, &trace, work)
             .instrument(span)
@@ -466,7 +497,8 @@ impl Dispatcher {
         cx: &RequestCx,
         name: &str,
         args: Option<JsonObject>,
-    ) -> Result<GetPromptResult, GatewayError> {
+        round: Round,
+    ) -> Result<Answered<GetPromptResult>, GatewayError> {
         let span = cx.span(|| {
             tracing::info_span!(
                 "prompts/get",
@@ -478,6 +510,7 @@ impl Dispatcher {
             )
         });
         let trace = CallFacts::default();
+        let _ = trace.round.set(round.number);
         let work = Box::pin(async {
             let entry = self.visibility.visible_prompt(&cx.caller, name)?;
             let _ = trace.item.set(entry.exposed.to_string());
@@ -498,6 +531,7 @@ impl Dispatcher {
                 name: entry.name.clone(),
                 arguments,
                 caller: Some(cx.caller.clone()),
+                input: round.context(),
             };
             let up = &entry.upstream;
             let resp = self
@@ -508,6 +542,10 @@ impl Dispatcher {
                     || up.get_prompt(&req, &cx.correlation_id, cx.traceparent.as_deref()),
                 )
                 .await?;
+            if let Some(asked) = resp.input_required {
+                let caps = &round.input.client_capabilities;
+                return input::check(up.name(), asked, caps).map(Answered::Asks);
+            }
             let messages = convert_all(
                 up.name(),
                 resp.messages,
@@ -518,7 +556,7 @@ impl Dispatcher {
             if !resp.description.is_empty() {
                 out = out.with_description(resp.description);
             }
-            Ok(out)
+            Ok(Answered::Done(out))
         });
         self.observe("prompts/get", name, cx, &trace, work)
             .instrument(span)
@@ -582,6 +620,12 @@ impl Dispatcher {
     pub fn in_flight(&self) -> usize {
         self.drain.active()
     }
+}
+
+/// How an Invoke stream ended.
+enum Invoked {
+    Result(pb::ToolResult),
+    Asks(pb::InputRequired),
 }
 
 /// A provider's items in MCP form, keeping those `keep` admits; one that

@@ -28,12 +28,27 @@ pub(super) struct CallFacts {
     pub(super) cached: std::sync::atomic::AtomicBool,
     /// The tool called: its name, provider and metric series.
     pub(super) tool: OnceLock<std::sync::Arc<crate::pipeline::catalog::ToolEntry>>,
+    /// Rounds of client input before this call (0: the first).
+    pub(super) round: OnceLock<u32>,
 }
 
 /// Whether a successful answer is still a failure the caller should count.
 pub trait Outcome {
     fn is_tool_error(&self) -> bool {
         false
+    }
+    /// The provider asked the client for input instead of answering.
+    fn is_input_required(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Outcome> Outcome for super::Answered<T> {
+    fn is_tool_error(&self) -> bool {
+        matches!(self, super::Answered::Done(t) if t.is_tool_error())
+    }
+    fn is_input_required(&self) -> bool {
+        matches!(self, super::Answered::Asks(_))
     }
 }
 
@@ -72,6 +87,7 @@ impl Dispatcher {
         unfinished.done = true;
         let outcome = match &r {
             Ok(v) if v.is_tool_error() => Finished::ToolError,
+            Ok(v) if v.is_input_required() => Finished::InputRequired,
             Ok(_) => Finished::Ok,
             Err(e) => Finished::Failed(e),
         };
@@ -96,6 +112,7 @@ impl Dispatcher {
         let ms = elapsed.as_secs_f64() * 1000.0;
         let (outcome, error_kind) = match finished {
             Finished::ToolError => ("tool_error", None),
+            Finished::InputRequired => ("input_required", None),
             Finished::Ok => ("ok", None),
             Finished::Failed(e) => ("error", Some(e.kind())),
             Finished::Dropped => ("error", Some("cancelled")),
@@ -136,7 +153,7 @@ impl Dispatcher {
                 arguments,
                 "cancelled: the client went away"
             ),
-            Finished::Ok | Finished::ToolError => tracing::info!(
+            Finished::Ok | Finished::ToolError | Finished::InputRequired => tracing::info!(
                 method,
                 item,
                 provider,
@@ -144,9 +161,12 @@ impl Dispatcher {
                 correlation_id,
                 duration_ms = ms,
                 outcome,
+                round = trace.round.get().copied().filter(|r| *r > 0),
                 arguments,
                 message = match finished {
                     Finished::ToolError => "tool_error: the tool answered with isError",
+                    Finished::InputRequired =>
+                        "input_required: the provider asked the client for input",
                     _ => "ok",
                 }
             ),
@@ -158,7 +178,7 @@ impl Dispatcher {
                 let series = tool.series.get(provider, item);
                 series.duration.record(seconds);
                 match outcome {
-                    "ok" => series.ok.increment(1),
+                    "ok" | "input_required" => series.ok.increment(1),
                     _ => series.tool_error.increment(1),
                 }
             }
@@ -172,8 +192,13 @@ impl Dispatcher {
         }
 
         if method == "tools/call" && !item.is_empty() {
-            self.analytics
-                .record(item, provider, principal, outcome != "ok", ms);
+            self.analytics.record(
+                item,
+                provider,
+                principal,
+                !matches!(outcome, "ok" | "input_required"),
+                ms,
+            );
         }
         if self.audit.is_none() && self.audit_stream.is_none() {
             return None;
@@ -193,6 +218,7 @@ impl Dispatcher {
             error_kind,
             duration_ms: ms,
             cached: trace.cached.load(std::sync::atomic::Ordering::Relaxed),
+            round: trace.round.get().copied().filter(|r| *r > 0),
         };
         if let Some(js) = &self.audit_stream {
             js.send(serde_json::to_vec(&record).expect("records serialize"));
@@ -205,6 +231,7 @@ impl Dispatcher {
 enum Finished<'e> {
     Ok,
     ToolError,
+    InputRequired,
     Failed(&'e GatewayError),
     /// Dropped before it finished.
     Dropped,
