@@ -590,11 +590,7 @@ impl Engine {
                 attempt,
             )
             .await;
-        match r {
-            Ok(Outcome::Done(r)) => Ok(ServerResult::from(CallToolResponse::from(r))),
-            Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
-            Err(e) => Err(e.to_mcp(&cx.correlation_id)),
-        }
+        answered(r, cx, |r| ServerResult::from(CallToolResponse::from(r)))
     }
 
     async fn read_resource(
@@ -618,7 +614,7 @@ impl Engine {
         let uri_ref = uri.as_str();
         let attempt = |round: Round| async move { d.read_resource(cx, uri_ref, round).await };
         let capabilities = take_capabilities(call);
-        match self
+        let r = self
             .input
             .run(
                 x,
@@ -629,12 +625,8 @@ impl Engine {
                 provider,
                 attempt,
             )
-            .await
-        {
-            Ok(Outcome::Done(r)) => Ok(ServerResult::from(ReadResourceResponse::from(r))),
-            Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
-            Err(e) => Err(e.to_mcp(&cx.correlation_id)),
-        }
+            .await;
+        answered(r, cx, |r| ServerResult::from(ReadResourceResponse::from(r)))
     }
 
     /// `events://recent`: only events of providers this caller may see, and
@@ -680,7 +672,7 @@ impl Engine {
             async move { d.get_prompt(cx, name, args, round).await }
         };
         let capabilities = take_capabilities(call);
-        match self
+        let r = self
             .input
             .run(
                 x,
@@ -691,12 +683,8 @@ impl Engine {
                 provider,
                 attempt,
             )
-            .await
-        {
-            Ok(Outcome::Done(r)) => Ok(ServerResult::from(GetPromptResponse::from(r))),
-            Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
-            Err(e) => Err(e.to_mcp(&cx.correlation_id)),
-        }
+            .await;
+        answered(r, cx, |r| ServerResult::from(GetPromptResponse::from(r)))
     }
 
     /// 2026-07-28 `subscriptions/listen`: list changes, and updates of the
@@ -777,6 +765,19 @@ fn too_long_uri() -> ErrorData {
         format!("invalid params: a resource URI is at most {MAX_URI_BYTES} bytes"),
         None,
     )
+}
+
+/// The result a request ends with, or its error, as MCP has them.
+fn answered<T>(
+    r: Result<Outcome<T>, crate::pipeline::error::GatewayError>,
+    cx: &RequestCx,
+    done: impl FnOnce(T) -> ServerResult,
+) -> Result<ServerResult, ErrorData> {
+    match r {
+        Ok(Outcome::Done(t)) => Ok(done(t)),
+        Ok(Outcome::InputRequired(ir)) => Ok(ServerResult::InputRequiredResult(ir)),
+        Err(e) => Err(e.to_mcp(&cx.correlation_id)),
+    }
 }
 
 /// A value for the first round, and a copy for later ones only where there
