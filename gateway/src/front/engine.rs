@@ -563,7 +563,7 @@ impl Engine {
             meta.as_ref().map(|m| m.for_provider()).unwrap_or_default(),
             again,
         );
-        let name = call.str_param("name").to_string();
+        let name = take_string(call, "name");
         let provider = || {
             self.dispatcher
                 .catalog()
@@ -599,7 +599,7 @@ impl Engine {
         cx: &RequestCx,
         call: &mut Call,
     ) -> Result<ServerResult, ErrorData> {
-        let uri = call.str_param("uri").to_string();
+        let uri = take_string(call, "uri");
         if uri == RECENT_URI {
             return Ok(ServerResult::ReadResourceResult(self.recent(&cx.caller)));
         }
@@ -657,7 +657,7 @@ impl Engine {
     ) -> Result<ServerResult, ErrorData> {
         let again = may_ask(x.session.as_deref(), "prompts/get");
         let mut arguments = Reuse::new(take_object(call, "arguments"), again);
-        let name = call.str_param("name").to_string();
+        let name = take_string(call, "name");
         let provider = || {
             self.dispatcher
                 .catalog()
@@ -800,6 +800,14 @@ impl<T: Clone + Default> Reuse<T> {
             .take()
             .or_else(|| self.spare.clone())
             .unwrap_or_default()
+    }
+}
+
+/// Moves a string param out of the request (no copy); `""` if not a string.
+fn take_string(call: &mut Call, key: &str) -> String {
+    match call.params.remove(key) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 

@@ -200,7 +200,9 @@ impl Dispatcher {
         // Boxed where it is made: the provider call's future is kilobytes, and
         // each move into the next wrapper (observe, instrument, the caller)
         // would copy all of it.
-        let _ = trace.round.set(round.number);
+        if round.answered() {
+            let _ = trace.round.set(round.number);
+        }
         let work = Box::pin(self.call_tool_inner(cx, &trace, name, args, meta, relay, round));
         self.observe("tools/call", name, cx, &trace, work)
             .instrument(span)
@@ -444,7 +446,9 @@ impl Dispatcher {
             )
         });
         let trace = CallFacts::default();
-        let _ = trace.round.set(round.number);
+        if round.answered() {
+            let _ = trace.round.set(round.number);
+        }
         let work = Box::pin(async {
             let route = self.catalog().route(uri)?.clone();
             if !self
@@ -510,7 +514,9 @@ impl Dispatcher {
             )
         });
         let trace = CallFacts::default();
-        let _ = trace.round.set(round.number);
+        if round.answered() {
+            let _ = trace.round.set(round.number);
+        }
         let work = Box::pin(async {
             let entry = self.visibility.visible_prompt(&cx.caller, name)?;
             let _ = trace.item.set(entry.exposed.to_string());

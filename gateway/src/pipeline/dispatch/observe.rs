@@ -161,7 +161,6 @@ impl Dispatcher {
                 correlation_id,
                 duration_ms = ms,
                 outcome,
-                round = trace.round.get().copied().filter(|r| *r > 0),
                 arguments,
                 message = match finished {
                     Finished::ToolError => "tool_error: the tool answered with isError",
